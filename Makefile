@@ -1,0 +1,37 @@
+# mailbot: the two commands a fresh machine needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest services bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mailbot demo examples/inbox
+
+services:
+	scripts/test-services
+
+lint: $(STAMP)
+	$(BIN)/ruff check mailbot tests benchmarks
+	$(BIN)/ruff format --check mailbot tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy mailbot
+
+pytest: $(STAMP) services
+	$(BIN)/pytest -n 2 -q
+
+test: lint typecheck pytest
+
+bench: $(STAMP) services
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) storage/mailbot.sqlite3 storage/raw storage/outbox storage/attachments

@@ -1,0 +1,299 @@
+"""Configuration: one validated, typed object read from TOML.
+
+Resolution order: ``--config PATH``, ``$MAILBOT_CONFIG``, ``./mailbot.toml``, then
+the embedded demo defaults (``mailbot/defaults.toml``). Secrets never live in the
+file: keys ending in ``_env`` name the environment variable that holds them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from mailbot.errors import ConfigError
+
+Security = Literal["ssl", "starttls", "none"]
+Role = Literal["operator", "kasubag_umum", "sekcam", "camat", "unit"]
+
+
+class _Section(BaseModel):
+    # Unknown keys are typos more often than not: refuse them by name.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OfficeConfig(_Section):
+    name: str = "Kecamatan Porong"
+    address: str = "Jl. Bhayangkari No. 1, Porong, Sidoarjo, Jawa Timur"
+    phone: str = "(031) 8851003"
+    email: str = "porong@sidoarjokab.go.id"
+    website: str = "https://kecporong.sidoarjokab.go.id"
+    timezone: str = "Asia/Jakarta"
+    reference_prefix: Annotated[str, Field(pattern=r"^[A-Z]{2,6}$")] = "PRG"
+    response_hours: Annotated[int, Field(gt=0, le=24 * 30)] = 24
+    signing_key_env: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class StorageConfig(_Section):
+    data_dir: Path = Path("storage")
+    database_url: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The database URL; SQLite inside ``data_dir`` unless configured."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'mailbot.sqlite3').resolve()}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Server(_Section):
+    host: str
+    port: Annotated[int, Field(gt=0, lt=65536)]
+    security: Security = "ssl"
+    ca_file: Path | None = None
+    # Turning verification off is loud on purpose: it must be written out.
+    tls_verify: bool = True
+    timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+
+    @model_validator(mode="after")
+    def _plain_only_on_loopback(self) -> _Server:
+        if self.security == "none" and not _is_loopback(self.host):
+            raise ValueError("security = 'none' is allowed only for a loopback host")
+        return self
+
+
+class AccountConfig(_Server):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    username: str
+    address: str | None = None
+    auth: Literal["password", "oauth2"] = "password"
+    password_env: str | None = None
+    oauth2_token_url: str | None = None
+    oauth2_client_id: str | None = None
+    oauth2_client_secret_env: str | None = None
+    oauth2_refresh_token_env: str | None = None
+    folder: str = "INBOX"
+    processed_folder: str | None = None
+    batch_size: Annotated[int, Field(gt=0, le=5000)] = 100
+
+    @model_validator(mode="after")
+    def _auth_complete(self) -> AccountConfig:
+        if self.auth == "password" and not self.password_env:
+            raise ValueError("auth = 'password' needs password_env")
+        if self.auth == "oauth2":
+            for key in (
+                "oauth2_token_url",
+                "oauth2_client_id",
+                "oauth2_refresh_token_env",
+            ):
+                if not getattr(self, key):
+                    raise ValueError(f"auth = 'oauth2' needs {key}")
+        return self
+
+    @property
+    def inbox_address(self) -> str:
+        """The address citizens write to; replies come back to it."""
+        return self.address or self.username
+
+
+class SmtpConfig(_Server):
+    port: Annotated[int, Field(gt=0, lt=65536)] = 465
+    username: str | None = None
+    password_env: str | None = None
+    from_address: str = "porong@sidoarjokab.go.id"
+    from_name: str = "Layanan Pengaduan Kecamatan Porong"
+    max_attempts: Annotated[int, Field(gt=0, le=50)] = 8
+    retry_base_seconds: Annotated[float, Field(gt=0)] = 60.0
+    retry_cap_seconds: Annotated[float, Field(gt=0)] = 3600.0
+
+
+class Keyword(_Section):
+    phrase: Annotated[str, Field(min_length=1)]
+    weight: Annotated[float, Field(gt=0)] = 1.0
+
+
+def _keyword(value: Any) -> Any:
+    return {"phrase": value} if isinstance(value, str) else value
+
+
+class UnitConfig(_Section):
+    code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    name: str
+    emails: tuple[str, ...] = ()
+    keywords: tuple[Keyword, ...] = ()
+    fallback: bool = False
+
+    @field_validator("keywords", mode="before")
+    @classmethod
+    def _plain_strings(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return [_keyword(item) for item in value]
+        return value
+
+
+class StaffConfig(_Section):
+    email: str
+    name: str
+    role: Role = "unit"
+    unit: str | None = None
+
+
+class IntakeConfig(_Section):
+    poll_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
+    send_interval_seconds: Annotated[float, Field(gt=0)] = 30.0
+    lock_seconds: Annotated[float, Field(gt=0)] = 600.0
+    max_message_bytes: Annotated[int, Field(gt=0)] = 25 * 1024 * 1024
+    max_attachment_bytes: Annotated[int, Field(gt=0)] = 25 * 1024 * 1024
+
+
+class Settings(_Section):
+    office: OfficeConfig = OfficeConfig()
+    storage: StorageConfig = StorageConfig()
+    intake: IntakeConfig = IntakeConfig()
+    accounts: tuple[AccountConfig, ...] = ()
+    smtp: SmtpConfig | None = None
+    units: tuple[UnitConfig, ...] = ()
+    staff: tuple[StaffConfig, ...] = ()
+    source: str = Field(default="<embedded defaults>", exclude=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        _check_units(self.units)
+        _check_unique("accounts", [a.name for a in self.accounts])
+        _check_unique("staff", [s.email.lower() for s in self.staff])
+        codes = {u.code for u in self.units}
+        for staff in self.staff:
+            if staff.unit is not None and staff.unit not in codes:
+                raise ValueError(f"staff {staff.email}: unknown unit {staff.unit!r}")
+        return self
+
+    def unit(self, code: str) -> UnitConfig:
+        """The unit with this code."""
+        for unit in self.units:
+            if unit.code == code:
+                return unit
+        raise KeyError(code)
+
+    @property
+    def fallback_unit(self) -> UnitConfig:
+        """The desk that takes whatever no keyword claims."""
+        return next(u for u in self.units if u.fallback)
+
+    def account(self, name: str) -> AccountConfig:
+        """The account with this name."""
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        raise KeyError(name)
+
+
+def _check_unique(section: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{section}: {name!r} appears twice")
+        seen.add(name)
+
+
+def _check_units(units: tuple[UnitConfig, ...]) -> None:
+    if not units:
+        raise ValueError("units: at least one unit is needed")
+    _check_unique("units", [u.code for u in units])
+    fallbacks = [u.code for u in units if u.fallback]
+    if len(fallbacks) != 1:
+        raise ValueError(
+            f"units: exactly one unit needs fallback = true, found {len(fallbacks)}"
+        )
+
+
+def read_secret(env_name: str | None, key: str) -> SecretStr:
+    """Read the secret named by a ``*_env`` key from the environment."""
+    if not env_name:
+        raise ConfigError(f"{key}: no environment variable named")
+    value = os.environ.get(env_name)
+    if value is None:
+        raise ConfigError(f"{key}: environment variable {env_name} is not set")
+    return SecretStr(value)
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"{where}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def parse_settings(text: str, source: str) -> Settings:
+    """Validate TOML text into settings, naming the bad key on failure."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+
+    if "units" not in raw:
+        raw["units"] = _default_document()["units"]
+    try:
+        return Settings.model_validate({**raw, "source": source})
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from exc
+
+
+def _default_document() -> dict[str, Any]:
+    text = resources.files("mailbot").joinpath("defaults.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def embedded_defaults() -> Settings:
+    """The demo settings shipped inside the package."""
+    text = resources.files("mailbot").joinpath("defaults.toml").read_text("utf-8")
+    return parse_settings(text, "<embedded defaults>")
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Find and load the configuration in the documented order."""
+    if path is None and os.environ.get("MAILBOT_CONFIG"):
+        path = Path(os.environ["MAILBOT_CONFIG"])
+    if path is None and Path("mailbot.toml").is_file():
+        path = Path("mailbot.toml")
+    if path is None:
+        return embedded_defaults()
+
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    return parse_settings(text, str(path))
