@@ -1,0 +1,51 @@
+"""The raw mail archive: every received message is written here before anything else.
+
+Files are named by the SHA-256 of their bytes (``raw/ab/cd/<sha>.eml``), so the
+same message fetched twice is stored once, and a write that dies halfway never
+leaves a partial file under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ArchivedMail:
+    sha256: str
+    path: Path
+    size: int
+
+
+def archive_path(data_dir: Path, sha256: str) -> Path:
+    """Where the raw bytes with this digest live."""
+    return data_dir / "raw" / sha256[:2] / sha256[2:4] / f"{sha256}.eml"
+
+
+def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write a file under a temporary name, flush it to disk, then rename it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def archive(data_dir: Path, raw: bytes, *, durable: bool = True) -> ArchivedMail:
+    """Keep the raw bytes; idempotent for the same bytes."""
+    sha256 = hashlib.sha256(raw).hexdigest()
+    path = archive_path(data_dir, sha256)
+    if not path.exists():
+        write_atomically(path, raw, durable=durable)
+    return ArchivedMail(sha256, path, len(raw))
+
+
+def read_archived(path: Path) -> bytes:
+    """The raw bytes of an archived message."""
+    return path.read_bytes()

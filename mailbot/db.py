@@ -1,0 +1,94 @@
+"""Database access: the engine, sessions and schema migrations.
+
+SQLite is the default (WAL journal, one writer at a time); PostgreSQL serves the
+multi-worker mode. The schema is owned by Alembic migrations in
+``mailbot/migrations``; a brand-new database is migrated on first open.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SessionFactory = sessionmaker[Session]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL + NORMAL: a commit costs ~0.3 ms instead of ~1.5 ms, and readers
+    # never block the one writer.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for this URL, with SQLite tuned for a mail queue."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _alembic_config(engine: Engine) -> AlembicConfig:
+    config = AlembicConfig()
+    location = resources.files("mailbot").joinpath("migrations")
+    config.set_main_option("script_location", str(location))
+    config.attributes["engine"] = engine
+    return config
+
+
+def head_revision(engine: Engine) -> str | None:
+    """The newest migration shipped with this version."""
+    script = ScriptDirectory.from_config(_alembic_config(engine))
+    return script.get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The migration the database is at, None for an empty database."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str | None]:
+    """Migrate the schema to the newest revision; returns (before, after)."""
+    before = current_revision(engine)
+    command.upgrade(_alembic_config(engine), "head")
+    after = current_revision(engine)
+    if before != after:
+        log.info("database migrated from %s to %s", before or "empty", after)
+    return before, after
+
+
+def open_database(url: str) -> SessionFactory:
+    """Open the database, creating a new one; refuse an outdated schema."""
+    engine = make_engine(url)
+    current = current_revision(engine)
+    if current is None and not inspect(engine).get_table_names():
+        upgrade(engine)
+    elif current != head_revision(engine):
+        raise ConfigError(
+            f"storage.database_url: schema is at {current}, this version needs "
+            f"{head_revision(engine)}; run 'mailbot upgrade'"
+        )
+    return sessionmaker(engine, expire_on_commit=False)
