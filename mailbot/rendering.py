@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup, escape
 
-import mailbot
 from mailbot.errors import MessageError
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,9 @@ class Rendered:
 
 def default_templates_dir() -> Path:
     """The repository's top-level ``templates/`` directory."""
-    return Path(mailbot.__file__).resolve().parents[1] / "templates"
+    # This module's own path, not mailbot.__file__: an editable install made
+    # before __init__.py existed imports mailbot as a namespace (no __file__).
+    return Path(__file__).resolve().parents[1] / "templates"
 
 
 def format_wib(moment: datetime, timezone: str = "Asia/Jakarta") -> str:
