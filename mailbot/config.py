@@ -10,9 +10,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -49,8 +49,6 @@ class OfficeConfig(_Section):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -272,15 +270,18 @@ def parse_settings(text: str, source: str) -> Settings:
         raise ConfigError(f"{source}: {_describe(exc)}") from exc
 
 
+# Read beside this module rather than through importlib.resources, which an
+# editable install's path hook confuses into a namespace package.
+_DEFAULTS = Path(__file__).with_name("defaults.toml")
+
+
 def _default_document() -> dict[str, Any]:
-    text = resources.files("mailbot").joinpath("defaults.toml").read_text("utf-8")
-    return tomllib.loads(text)
+    return tomllib.loads(_DEFAULTS.read_text("utf-8"))
 
 
 def embedded_defaults() -> Settings:
     """The demo settings shipped inside the package."""
-    text = resources.files("mailbot").joinpath("defaults.toml").read_text("utf-8")
-    return parse_settings(text, "<embedded defaults>")
+    return parse_settings(_DEFAULTS.read_text("utf-8"), "<embedded defaults>")
 
 
 def load_settings(path: Path | None = None) -> Settings:

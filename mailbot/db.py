@@ -8,7 +8,6 @@ multi-worker mode. The schema is owned by Alembic migrations in
 from __future__ import annotations
 
 import logging
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ def make_engine(url: str) -> Engine:
 
 def _alembic_config(engine: Engine) -> AlembicConfig:
     config = AlembicConfig()
-    location = resources.files("mailbot").joinpath("migrations")
+    location = Path(__file__).with_name("migrations")
     config.set_main_option("script_location", str(location))
     config.attributes["engine"] = engine
     return config

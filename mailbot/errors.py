@@ -39,5 +39,5 @@ class CommandError(OperationalError):
     """A staff command or a CLI argument is refused; the message says why."""
 
 
-class InvalidReference(CommandError):
+class InvalidReferenceError(CommandError):
     """A ticket reference is malformed or its check digit is wrong."""

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from mailbot.errors import InvalidReference
+from mailbot.errors import InvalidReferenceError
 from mailbot.models import ReferenceCounter
 
 # Damm's quasigroup of order 10, weakly totally anti-symmetric.
@@ -59,13 +59,17 @@ def parse_reference(text: str, prefix: str) -> Reference:
     """Read a reference typed by a person; refuse a wrong check digit."""
     match = _PATTERN.fullmatch(text.strip())
     if match is None:
-        raise InvalidReference(f"{text.strip()!r} is not a reference like PRG-2026-000123-4")
+        raise InvalidReferenceError(
+            f"{text.strip()!r} is not a reference like PRG-2026-000123-4"
+        )
 
     found = _from_match(match)
     if found is None:
-        raise InvalidReference(f"{text.strip()!r}: the check digit does not match")
+        raise InvalidReferenceError(f"{text.strip()!r}: the check digit does not match")
     if found.prefix != prefix:
-        raise InvalidReference(f"{text.strip()!r}: references here start with {prefix}")
+        raise InvalidReferenceError(
+            f"{text.strip()!r}: references here start with {prefix}"
+        )
     return found
 
 
@@ -105,7 +109,7 @@ def allocate(session: Session, prefix: str, year: int) -> Reference:
     )
     seq = session.execute(statement).scalar_one()
     if seq > _SEQ_LIMIT:
-        raise InvalidReference(f"year {year} has used all {_SEQ_LIMIT} references")
+        raise InvalidReferenceError(f"year {year} has used all {_SEQ_LIMIT} references")
     return Reference(prefix, year, seq)
 
 

@@ -65,7 +65,9 @@ class Signer:
         return hmac.new(self._key, data, hashlib.sha256).hexdigest()[:10]
 
     def _signature(self, body: str) -> str:
-        return hmac.new(self._key, body.encode("ascii"), hashlib.sha256).hexdigest()[:20]
+        return hmac.new(self._key, body.encode("ascii"), hashlib.sha256).hexdigest()[
+            :20
+        ]
 
     def make_id(self, reference: Reference, recipient: str, kind: str) -> str:
         """A new Message-ID, without angle brackets."""
@@ -86,7 +88,9 @@ class Signer:
         if not hmac.compare_digest(self._signature(body), match["sig"]):
             log.warning("a Message-ID of our form carries a bad signature")
             return None
-        reference = Reference(match["prefix"].upper(), int(match["year"]), int(match["seq"]))
+        reference = Reference(
+            match["prefix"].upper(), int(match["year"]), int(match["seq"])
+        )
         return SignedId(reference, match["recipient"], match["kind"])
 
 

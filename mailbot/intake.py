@@ -1,0 +1,350 @@
+"""Intake: the order of steps for every received message, and its error boundary.
+
+archive -> parse -> de-duplicate -> screen -> thread -> follow-up or new ticket
+(route, open, acknowledge, notify the unit), all in one transaction per message.
+The raw bytes are archived before anything else; a message that fails any step
+is quarantined with its reason and can be re-run with ``quarantine retry``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mailbot.archive import ArchivedMail, archive
+from mailbot.attachments import StoredAttachment, store_attachments
+from mailbot.clock import Clock
+from mailbot.config import Settings
+from mailbot.db import SessionFactory
+from mailbot.errors import MessageError
+from mailbot.identity import carries_identity
+from mailbot.letters import Correspondence, Received
+from mailbot.models import Direction, InboundMail, InboundStatus, Ticket
+from mailbot.parsing import ParsedMail, parse_message
+from mailbot.routing import Router
+from mailbot.screening import Verdict, screen
+from mailbot.signing import Signer
+from mailbot.threads import Thread, find_thread
+from mailbot.tickets import (
+    MessageRecord,
+    NewTicket,
+    add_message,
+    open_ticket,
+    record_event,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a message came from."""
+
+    account: str
+    inbox_address: str
+    source: str
+    received_at: datetime | None = None
+
+
+class Outcome(enum.StrEnum):
+    TICKET = "ticket"
+    FOLLOW_UP = "follow_up"
+    STAFF = "staff"
+    AUTOMATIC = "automatic"
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    inbound_id: int
+    reference: str | None = None
+    reason: str = ""
+
+
+class Intake:
+    """Turns received messages into tickets and follow-ups."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: SessionFactory,
+        *,
+        clock: Clock,
+        signer: Signer,
+        router: Router,
+        correspondence: Correspondence,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.clock = clock
+        self.signer = signer
+        self.router = router
+        self.letters = correspondence
+        self.staff = frozenset(s.email.lower() for s in settings.staff)
+        self.own_addresses = _own_addresses(settings)
+
+    def receive(self, raw: bytes, origin: Origin) -> Result:
+        """Process one message; never raises for a bad message."""
+        archived = archive(self.settings.storage.data_dir, raw)
+        try:
+            with self.sessions.begin() as session:
+                return self._process(session, raw, archived, origin)
+        except IntegrityError:
+            # Another worker recorded the same message first.
+            return self._duplicate_after_race(archived, origin)
+        except MessageError as exc:
+            return self._quarantine(archived, origin, str(exc))
+        except Exception as exc:  # the per-message boundary: set aside, go on
+            log.exception(
+                "message %s from %s failed", archived.sha256[:12], origin.source
+            )
+            return self._quarantine(archived, origin, f"{type(exc).__name__}: {exc}")
+
+    def retry(self, inbound_id: int) -> Result:
+        """Run a quarantined message through intake again."""
+        with self.sessions.begin() as session:
+            inbound = session.get(InboundMail, inbound_id)
+            if inbound is None or inbound.status != InboundStatus.QUARANTINED:
+                raise MessageError(f"no quarantined message {inbound_id}")
+            origin = Origin(inbound.source.split(":", 1)[0], "", inbound.source)
+            path = inbound.raw_path
+            session.execute(delete(InboundMail).where(InboundMail.id == inbound_id))
+        with open(path, "rb") as handle:
+            raw = handle.read()
+        return self.receive(raw, origin)
+
+    def _process(
+        self, session: Session, raw: bytes, archived: ArchivedMail, origin: Origin
+    ) -> Result:
+        mail = parse_message(raw, now=self.clock.now())
+        key = f"mid:{mail.message_id}" if mail.message_id else f"sha:{archived.sha256}"
+        earlier = session.scalar(
+            select(InboundMail).where(InboundMail.dedupe_key == key)
+        )
+        if earlier is not None:
+            return self._duplicate(session, earlier, origin)
+
+        inbound = self._record(session, key, archived, origin)
+        verdict = screen(mail, self.own_addresses)
+        if verdict.verdict != Verdict.PERSON:
+            return self._automatic(session, inbound, mail, verdict.reason)
+        if not mail.sender_address:
+            raise MessageError("no usable sender address in From")
+
+        thread = find_thread(
+            session,
+            mail,
+            self.signer,
+            self.settings.office.reference_prefix,
+            self.staff,
+        )
+        received = self._received(mail, archived)
+        if mail.sender_address in self.staff and thread is not None:
+            return self._staff_mail(session, inbound, thread, received)
+        if thread is not None:
+            return self._follow_up(session, inbound, thread, received)
+        return self._new_ticket(session, inbound, origin, received)
+
+    def _record(
+        self, session: Session, key: str, archived: ArchivedMail, origin: Origin
+    ) -> InboundMail:
+        inbound = InboundMail(
+            dedupe_key=key,
+            sha256=archived.sha256,
+            raw_path=str(archived.path),
+            size=archived.size,
+            source=origin.source,
+            received_at=self.clock.now(),
+            status=InboundStatus.PENDING,
+        )
+        session.add(inbound)
+        session.flush()
+        return inbound
+
+    def _received(self, mail: ParsedMail, archived: ArchivedMail) -> Received:
+        stored = store_attachments(
+            mail.attachments,
+            self.settings.storage.data_dir,
+            max_bytes=self.settings.intake.max_attachment_bytes,
+        )
+        message_id = mail.message_id or f"{archived.sha256}@mailbot.invalid"
+        return Received(mail, message_id, tuple(stored), mail.text)
+
+    def _new_ticket(
+        self, session: Session, inbound: InboundMail, origin: Origin, received: Received
+    ) -> Result:
+        mail = received.mail
+        now = self.clock.now()
+        decision = self.router.route(mail.subject, received.text)
+        new = NewTicket(
+            complainant_email=mail.sender_address,
+            complainant_name=mail.sender_name,
+            subject=mail.subject or "(tanpa subjek)",
+            account=origin.account,
+            inbox_address=origin.inbox_address or self.settings.office.email,
+            unit_code=decision.unit,
+            matched_keywords=decision.matched,
+            identity_provided=carries_identity(
+                received.text, [a.filename for a in received.attachments]
+            ),
+            received_at=origin.received_at or mail.date or now,
+        )
+        office = self.settings.office
+        ticket = open_ticket(
+            session,
+            new,
+            prefix=office.reference_prefix,
+            response_hours=office.response_hours,
+            timezone=office.timezone,
+        )
+        self._keep(session, ticket, inbound, received, "complaint")
+        self.letters.acknowledge(session, ticket, received, now)
+        self.letters.notify_unit(session, ticket, received, now)
+        inbound.status, inbound.ticket_id = InboundStatus.TICKET, ticket.id
+        return Result(Outcome.TICKET, inbound.id, ticket.reference)
+
+    def _follow_up(
+        self, session: Session, inbound: InboundMail, thread: Thread, received: Received
+    ) -> Result:
+        ticket = thread.ticket
+        now = self.clock.now()
+        self._keep(session, ticket, inbound, received, "follow_up")
+        record_event(session, ticket, "follow_up", f"via {thread.link}", at=now)
+        self.letters.notify_follow_up(session, ticket, received, now)
+        inbound.status, inbound.ticket_id = InboundStatus.FOLLOW_UP, ticket.id
+        log.info("ticket %s: follow-up received (%s)", ticket.reference, thread.link)
+        return Result(Outcome.FOLLOW_UP, inbound.id, ticket.reference)
+
+    def _staff_mail(
+        self, session: Session, inbound: InboundMail, thread: Thread, received: Received
+    ) -> Result:
+        ticket = thread.ticket
+        now = self.clock.now()
+        self._keep(session, ticket, inbound, received, "staff_note")
+        record_event(
+            session,
+            ticket,
+            "note",
+            "staff reply kept",
+            at=now,
+            actor=received.mail.sender_address,
+        )
+        inbound.status, inbound.ticket_id = InboundStatus.FOLLOW_UP, ticket.id
+        log.info("ticket %s: staff reply kept as a note", ticket.reference)
+        return Result(Outcome.STAFF, inbound.id, ticket.reference)
+
+    def _automatic(
+        self, session: Session, inbound: InboundMail, mail: ParsedMail, reason: str
+    ) -> Result:
+        thread = find_thread(
+            session, mail, self.signer, self.settings.office.reference_prefix
+        )
+        inbound.status, inbound.reason = InboundStatus.AUTOMATIC, reason
+        if thread is None:
+            log.warning("inbound %d: automatic mail skipped: %s", inbound.id, reason)
+            return Result(Outcome.AUTOMATIC, inbound.id, None, reason)
+
+        received = Received(mail, mail.message_id or "", (), mail.text)
+        self._keep(session, thread.ticket, inbound, received, "automatic")
+        inbound.ticket_id = thread.ticket.id
+        log.warning(
+            "ticket %s: automatic mail attached, not answered: %s",
+            thread.ticket.reference,
+            reason,
+        )
+        return Result(Outcome.AUTOMATIC, inbound.id, thread.ticket.reference, reason)
+
+    def _keep(
+        self,
+        session: Session,
+        ticket: Ticket,
+        inbound: InboundMail,
+        received: Received,
+        kind: str,
+    ) -> None:
+        mail = received.mail
+        record = MessageRecord(
+            direction=Direction.IN,
+            kind=kind,
+            message_id=received.message_id,
+            sender=mail.sender_address,
+            recipients=(*mail.to, *mail.cc),
+            subject=mail.subject,
+            text=received.text,
+            at=mail.date or self.clock.now(),
+            inbound_id=inbound.id,
+            attachments=tuple(_attachment_record(a) for a in received.attachments),
+        )
+        add_message(session, ticket, record)
+
+    def _duplicate(
+        self, session: Session, earlier: InboundMail, origin: Origin
+    ) -> Result:
+        reference = None
+        if earlier.ticket_id is not None:
+            ticket = session.get(Ticket, earlier.ticket_id)
+            reference = ticket.reference if ticket else None
+        log.info("inbound %d: seen again via %s, skipped", earlier.id, origin.account)
+        return Result(Outcome.DUPLICATE, earlier.id, reference, "already received")
+
+    def _duplicate_after_race(self, archived: ArchivedMail, origin: Origin) -> Result:
+        with self.sessions.begin() as session:
+            earlier = session.scalar(
+                select(InboundMail).where(InboundMail.sha256 == archived.sha256)
+            )
+            if earlier is None:
+                return self._quarantine(
+                    archived, origin, "conflicting concurrent intake"
+                )
+            return self._duplicate(session, earlier, origin)
+
+    def _quarantine(
+        self, archived: ArchivedMail, origin: Origin, reason: str
+    ) -> Result:
+        key = f"sha:{archived.sha256}"
+        with self.sessions.begin() as session:
+            inbound = session.scalar(
+                select(InboundMail).where(InboundMail.dedupe_key == key)
+            )
+            if inbound is None:
+                inbound = InboundMail(
+                    dedupe_key=key,
+                    sha256=archived.sha256,
+                    raw_path=str(archived.path),
+                    size=archived.size,
+                    source=origin.source,
+                    received_at=self.clock.now(),
+                    status=InboundStatus.QUARANTINED,
+                )
+                session.add(inbound)
+            inbound.reason = reason[:2000]
+            session.flush()
+            log.warning("inbound %d: quarantined: %s", inbound.id, reason[:200])
+            return Result(Outcome.QUARANTINED, inbound.id, None, reason)
+
+
+def _attachment_record(stored: StoredAttachment) -> dict[str, object]:
+    return {
+        "filename": stored.filename,
+        "content_type": stored.content_type,
+        "size": stored.size,
+        "sha256": stored.sha256,
+        "quarantined": stored.quarantined,
+        "reason": stored.reason,
+    }
+
+
+def _own_addresses(settings: Settings) -> frozenset[str]:
+    addresses = {settings.office.email.lower()}
+    addresses.update(a.inbox_address.lower() for a in settings.accounts)
+    if settings.smtp is not None:
+        addresses.add(settings.smtp.from_address.lower())
+    return frozenset(addresses)

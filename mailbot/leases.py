@@ -1,0 +1,50 @@
+"""Leases: locks in the database that expire, so a dead holder never blocks forever.
+
+One poller works an account at a time; the lease is renewed while it works and
+taken over by another process once it has expired.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from mailbot.db import SessionFactory
+from mailbot.models import Lease
+
+log = logging.getLogger(__name__)
+
+
+def acquire(
+    sessions: SessionFactory, name: str, holder: str, *, now: datetime, ttl: timedelta
+) -> bool:
+    """Take or renew the lease; False while someone else holds it."""
+    try:
+        with sessions.begin() as session:
+            lease = session.scalar(
+                select(Lease).where(Lease.name == name).with_for_update()
+            )
+            if lease is None:
+                session.add(Lease(name=name, holder=holder, expires_at=now + ttl))
+                return True
+            if lease.holder != holder and lease.expires_at > now:
+                return False
+            if lease.holder != holder:
+                log.warning(
+                    "lease %s: taken over from %s (expired)", name, lease.holder
+                )
+            lease.holder = holder
+            lease.expires_at = now + ttl
+            return True
+    except IntegrityError:
+        # Another process created the row between our read and our insert.
+        return False
+
+
+def release(sessions: SessionFactory, name: str, holder: str) -> None:
+    """Give the lease back, if we still hold it."""
+    with sessions.begin() as session:
+        session.execute(delete(Lease).where(Lease.name == name, Lease.holder == holder))

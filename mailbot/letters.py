@@ -1,0 +1,171 @@
+"""Letters: which mail a ticket event sends, to whom, with which fields.
+
+Reads tickets and the received mail, renders the templates and queues the
+result in the outbox, all inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from mailbot.attachments import StoredAttachment
+from mailbot.compose import Letter
+from mailbot.config import Settings
+from mailbot.models import OutboxItem, Ticket
+from mailbot.outbox import Sender, queue
+from mailbot.parsing import ParsedMail
+from mailbot.references import parse_reference
+from mailbot.rendering import Renderer
+from mailbot.signing import Signer
+
+
+@dataclass(frozen=True)
+class Received:
+    """A received message as the letters about it need it."""
+
+    mail: ParsedMail
+    message_id: str
+    attachments: tuple[StoredAttachment, ...]
+    text: str
+
+
+class Correspondence:
+    """Writes the letters of tickets: acknowledgements and unit notices."""
+
+    def __init__(self, settings: Settings, signer: Signer, renderer: Renderer) -> None:
+        self.settings = settings
+        self.signer = signer
+        self.renderer = renderer
+        smtp = settings.smtp
+        self.sender = Sender(
+            address=smtp.from_address if smtp else settings.office.email,
+            name=smtp.from_name
+            if smtp
+            else f"Layanan Pengaduan {settings.office.name}",
+        )
+
+    def _office(self) -> dict[str, str]:
+        office = self.settings.office
+        return {
+            "name": office.name,
+            "address": office.address,
+            "phone": office.phone,
+            "email": office.email,
+            "website": office.website,
+        }
+
+    def _ticket_fields(self, ticket: Ticket) -> dict[str, Any]:
+        return {
+            "office": self._office(),
+            "reference": ticket.reference,
+            "complainant_name": ticket.complainant_name,
+            "subject": ticket.subject,
+            "received_at": ticket.received_at,
+            "due_at": ticket.due_at,
+            "unit_name": self.settings.unit(ticket.unit_code).name,
+            "unit_code": ticket.unit_code,
+            "identity_missing": not ticket.identity_provided,
+        }
+
+    def _queue(
+        self, session: Session, ticket: Ticket, letter: Letter, now: datetime
+    ) -> OutboxItem:
+        reference = parse_reference(
+            ticket.reference, self.settings.office.reference_prefix
+        )
+        return queue(
+            session,
+            ticket,
+            letter,
+            reference=reference,
+            signer=self.signer,
+            sender=self.sender,
+            now=now,
+        )
+
+    def acknowledge(
+        self, session: Session, ticket: Ticket, received: Received, now: datetime
+    ) -> OutboxItem:
+        """Tell the complainant the complaint is recorded, with its reference."""
+        fields = self._ticket_fields(ticket)
+        fields["response_hours"] = self.settings.office.response_hours
+        fields["inbox_address"] = ticket.inbox_address
+        letter = Letter(
+            kind="acknowledgement",
+            to=(ticket.complainant_email,),
+            subject=f"[{ticket.reference}] Pengaduan diterima: {ticket.subject}",
+            body=self.renderer.render("citizen/acknowledgement", fields),
+            reply_to=ticket.inbox_address,
+            in_reply_to=received.message_id,
+            references=(*received.mail.references, received.message_id),
+            auto_submitted="auto-replied",
+        )
+        return self._queue(session, ticket, letter, now)
+
+    def notify_unit(
+        self, session: Session, ticket: Ticket, received: Received, now: datetime
+    ) -> list[OutboxItem]:
+        """Tell each staff address of the ticket's unit about a new complaint."""
+        fields = self._ticket_fields(ticket)
+        fields.update(
+            complainant_email=ticket.complainant_email,
+            text=received.text,
+            attachments=_attachment_fields(received.attachments),
+            matched_keywords=list(ticket.matched_keywords),
+        )
+        letter = Letter(
+            kind="unit_notification",
+            to=(),
+            subject=f"[{ticket.reference}] Pengaduan baru: {ticket.subject}",
+            body=self.renderer.render("staff/new_ticket", fields),
+            reply_to=ticket.inbox_address,
+        )
+        return self._to_unit(session, ticket, letter, now)
+
+    def notify_follow_up(
+        self, session: Session, ticket: Ticket, received: Received, now: datetime
+    ) -> list[OutboxItem]:
+        """Tell the ticket's unit that the complainant wrote again."""
+        fields = self._ticket_fields(ticket)
+        fields.update(
+            text=received.text,
+            attachments=_attachment_fields(received.attachments),
+            status=str(ticket.status),
+            received_at=received.mail.date or now,
+        )
+        letter = Letter(
+            kind="follow_up_notification",
+            to=(),
+            subject=f"[{ticket.reference}] Tambahan dari pelapor: {ticket.subject}",
+            body=self.renderer.render("staff/follow_up", fields),
+            reply_to=ticket.inbox_address,
+        )
+        return self._to_unit(session, ticket, letter, now)
+
+    def _to_unit(
+        self, session: Session, ticket: Ticket, letter: Letter, now: datetime
+    ) -> list[OutboxItem]:
+        # One letter per address: each carries a Message-ID signed for its own
+        # recipient, which later tells whose reply it is.
+        addresses = self.settings.unit(ticket.unit_code).emails
+        return [
+            self._queue(session, ticket, replace(letter, to=(address,)), now)
+            for address in addresses
+        ]
+
+
+def _attachment_fields(attachments: Sequence[StoredAttachment]) -> list[dict[str, Any]]:
+    return [
+        {
+            "filename": a.filename,
+            "size": a.size,
+            "quarantined": a.quarantined,
+            "reason": a.reason,
+        }
+        for a in attachments
+    ]

@@ -1,0 +1,192 @@
+"""The outbox: outgoing mail is queued in the ticket's transaction, then delivered.
+
+Queueing writes the composed bytes, so a rerun of ``send`` delivers exactly what
+was decided when the ticket changed. Delivery claims one row at a time (``FOR
+UPDATE SKIP LOCKED`` on PostgreSQL, so several workers never take the same row),
+hands it to the transport, and records the server's answer; a temporary failure
+is retried with exponential backoff up to a cap, then the row is ``failed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot.clock import Clock
+from mailbot.compose import Letter, compose
+from mailbot.config import SmtpConfig
+from mailbot.db import SessionFactory
+from mailbot.errors import CommandError, DeliveryError
+from mailbot.models import Direction, OutboxItem, OutboxStatus, Ticket
+from mailbot.references import Reference
+from mailbot.signing import Signer
+from mailbot.tickets import MessageRecord, add_message
+from mailbot.transport import Transport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who our letters come from."""
+
+    address: str
+    name: str
+
+
+def queue(
+    session: Session,
+    ticket: Ticket,
+    letter: Letter,
+    *,
+    reference: Reference,
+    signer: Signer,
+    sender: Sender,
+    now: datetime,
+) -> OutboxItem:
+    """Compose a letter of a ticket and queue it, in the caller's transaction."""
+    message_id = signer.make_id(reference, letter.to[0], letter.kind)
+    raw = compose(
+        letter,
+        message_id=message_id,
+        from_address=sender.address,
+        from_name=sender.name,
+        date=now,
+    )
+    record = MessageRecord(
+        direction=Direction.OUT,
+        kind=letter.kind,
+        message_id=message_id,
+        sender=sender.address,
+        recipients=letter.to,
+        subject=letter.subject,
+        text=letter.body.text,
+        at=now,
+    )
+    message = add_message(session, ticket, record)
+    item = OutboxItem(
+        ticket_id=ticket.id,
+        message_row_id=message.id,
+        kind=letter.kind,
+        message_id=message_id,
+        envelope_from=sender.address,
+        recipients=list(letter.to),
+        raw=raw,
+        status=OutboxStatus.QUEUED,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(item)
+    log.info("ticket %s: %s queued", ticket.reference, letter.kind)
+    return item
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    sent: int
+    deferred: int
+    failed: int
+
+
+def backoff(attempts: int, settings: SmtpConfig) -> timedelta:
+    """How long to wait after this many failed attempts."""
+    seconds = settings.retry_base_seconds * 2 ** max(attempts - 1, 0)
+    return timedelta(seconds=min(seconds, settings.retry_cap_seconds))
+
+
+def deliver_due(
+    sessions: SessionFactory,
+    transport: Transport,
+    settings: SmtpConfig,
+    clock: Clock,
+    *,
+    limit: int = 500,
+) -> DeliveryReport:
+    """Deliver queued mail whose time has come, one row per transaction."""
+    sent = deferred = failed = 0
+    for _ in range(limit):
+        with sessions.begin() as session:
+            item = _claim(session, clock.now())
+            if item is None:
+                break
+            outcome = _deliver_one(session, item, transport, settings, clock)
+        sent += outcome == OutboxStatus.SENT
+        failed += outcome == OutboxStatus.FAILED
+        deferred += outcome == OutboxStatus.QUEUED
+    if sent or deferred or failed:
+        log.info("outbox: %d sent, %d deferred, %d failed", sent, deferred, failed)
+    return DeliveryReport(sent, deferred, failed)
+
+
+def _claim(session: Session, now: datetime) -> OutboxItem | None:
+    return session.scalar(
+        select(OutboxItem)
+        .where(OutboxItem.status == OutboxStatus.QUEUED)
+        .where(OutboxItem.next_attempt_at <= now)
+        .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _deliver_one(
+    session: Session,
+    item: OutboxItem,
+    transport: Transport,
+    settings: SmtpConfig,
+    clock: Clock,
+) -> OutboxStatus:
+    item.attempts += 1
+    try:
+        reply = transport.deliver(item.envelope_from, item.recipients, item.raw)
+    except DeliveryError as exc:
+        return _record_failure(item, exc, settings, clock.now())
+
+    item.status = OutboxStatus.SENT
+    item.sent_at = clock.now()
+    item.last_reply = reply
+    log.info("outbox %d (%s, ticket id %s): sent", item.id, item.kind, item.ticket_id)
+    return OutboxStatus.SENT
+
+
+def _record_failure(
+    item: OutboxItem, exc: DeliveryError, settings: SmtpConfig, now: datetime
+) -> OutboxStatus:
+    item.last_reply = exc.reply
+    if exc.permanent or item.attempts >= settings.max_attempts:
+        item.status = OutboxStatus.FAILED
+        log.warning(
+            "outbox %d (%s): failed after %d attempts: %s",
+            item.id,
+            item.kind,
+            item.attempts,
+            exc.reply,
+        )
+        return OutboxStatus.FAILED
+
+    item.next_attempt_at = now + backoff(item.attempts, settings)
+    log.warning(
+        "outbox %d (%s): attempt %d deferred: %s",
+        item.id,
+        item.kind,
+        item.attempts,
+        exc.reply,
+    )
+    return OutboxStatus.QUEUED
+
+
+def retry(session: Session, item_id: int, now: datetime) -> OutboxItem:
+    """Put a failed or deferred row back in the queue, due now."""
+    item = session.get(OutboxItem, item_id)
+    if item is None:
+        raise CommandError(f"no outbox message {item_id}")
+    if item.status == OutboxStatus.SENT:
+        raise CommandError(f"outbox message {item_id} was already sent")
+    item.status = OutboxStatus.QUEUED
+    item.next_attempt_at = now
+    log.info("outbox %d (%s): queued again by hand", item.id, item.kind)
+    return item

@@ -1,0 +1,104 @@
+"""Threading: which ticket, if any, a received message continues.
+
+In order of certainty: one of our signed Message-IDs in In-Reply-To/References;
+any known Message-ID of a ticket there; a reference in the subject, which only
+counts for the ticket's own complainant (a stranger who types a reference must
+never reach, or learn anything of, that ticket).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot.models import Message, Ticket
+from mailbot.parsing import ParsedMail
+from mailbot.references import find_references
+from mailbot.signing import Signer
+
+
+class Link(enum.StrEnum):
+    SIGNED_ID = "signed-id"
+    MESSAGE_ID = "message-id"
+    SUBJECT = "subject"
+
+
+@dataclass(frozen=True)
+class Thread:
+    ticket: Ticket
+    link: Link
+    # True when a signed id shows the letter went to this very sender.
+    addressed_to_sender: bool
+
+
+def find_thread(
+    session: Session,
+    mail: ParsedMail,
+    signer: Signer,
+    prefix: str,
+    staff: Collection[str] = (),
+) -> Thread | None:
+    """The ticket this message belongs to, or None for a new conversation.
+
+    ``staff`` are the addresses that may also thread by the subject's reference.
+    """
+    cited = _cited_ids(mail)
+    return (
+        _by_signed_id(session, mail, cited, signer)
+        or _by_message_id(session, cited)
+        or _by_subject(session, mail, prefix, staff)
+    )
+
+
+def _cited_ids(mail: ParsedMail) -> list[str]:
+    # Newest first: In-Reply-To, then References from the end.
+    ordered = [*mail.in_reply_to, *reversed(mail.references)]
+    return list(dict.fromkeys(i for i in ordered if i))
+
+
+def _by_signed_id(
+    session: Session, mail: ParsedMail, cited: list[str], signer: Signer
+) -> Thread | None:
+    for message_id in cited:
+        signed = signer.read_id(message_id)
+        if signed is None:
+            continue
+        ticket = session.scalar(
+            select(Ticket).where(Ticket.reference == str(signed.reference))
+        )
+        if ticket is not None:
+            addressed = signed.addressed_to(signer, mail.sender_address)
+            return Thread(ticket, Link.SIGNED_ID, addressed)
+    return None
+
+
+def _by_message_id(session: Session, cited: list[str]) -> Thread | None:
+    if not cited:
+        return None
+    ticket = session.scalar(
+        select(Ticket)
+        .join(Message, Message.ticket_id == Ticket.id)
+        .where(Message.message_id.in_(cited[:50]))
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    return Thread(ticket, Link.MESSAGE_ID, False) if ticket is not None else None
+
+
+def _by_subject(
+    session: Session, mail: ParsedMail, prefix: str, staff: Collection[str]
+) -> Thread | None:
+    for reference in find_references(mail.subject, prefix):
+        ticket = session.scalar(
+            select(Ticket).where(Ticket.reference == str(reference))
+        )
+        if ticket is None:
+            continue
+        sender = mail.sender_address
+        if sender == ticket.complainant_email or sender in staff:
+            return Thread(ticket, Link.SUBJECT, False)
+    return None

@@ -1,0 +1,87 @@
+"""References: format, Damm check digit, parsing and gap-free allocation."""
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from mailbot.db import open_database
+from mailbot.errors import InvalidReferenceError
+from mailbot.references import (
+    Reference,
+    allocate,
+    check_digit,
+    find_references,
+    last_allocated,
+    parse_reference,
+)
+
+
+def test_reference_text_has_year_counter_and_check_digit() -> None:
+    reference = Reference("PRG", 2026, 123)
+
+    assert str(reference) == "PRG-2026-000123-8"
+
+
+def test_check_digit_catches_every_single_digit_error_and_neighbour_swap() -> None:
+    body = "2026000123"
+    digit = check_digit(body)
+    variants = [body[:i] + d + body[i + 1 :] for i in range(10) for d in "0123456789"]
+    swaps = [body[:i] + body[i + 1] + body[i] + body[i + 2 :] for i in range(9)]
+
+    undetected = [v for v in variants + swaps if v != body and check_digit(v) == digit]
+
+    assert undetected == []
+
+
+def test_parse_reference_accepts_a_valid_reference() -> None:
+    assert parse_reference(" PRG-2026-000123-8 ", "PRG") == Reference("PRG", 2026, 123)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("PRG-2026-000123-7", "'PRG-2026-000123-7': the check digit does not match"),
+        ("PRG-2026-000132-8", "'PRG-2026-000132-8': the check digit does not match"),
+        ("PRG-2026-123-8", "'PRG-2026-123-8' is not a reference like PRG-2026-000123-4"),
+        ("SDA-2026-000123-8", "'SDA-2026-000123-8': references here start with PRG"),
+    ],
+)
+def test_parse_reference_refuses_mistakes(text: str, message: str) -> None:
+    with pytest.raises(InvalidReferenceError) as caught:
+        parse_reference(text, "PRG")
+
+    assert str(caught.value) == message
+
+
+def test_find_references_skips_wrong_check_digits_and_other_prefixes() -> None:
+    subject = "Re: [PRG-2026-000123-8] jalan rusak (PRG-2026-000124-0, SDA-2026-000001-5)"
+
+    found = find_references(subject, "PRG")
+
+    assert [str(r) for r in found] == ["PRG-2026-000123-8"]
+
+
+def test_allocate_is_gap_free_per_year_and_returns_numbers_on_rollback(
+    tmp_path: Path,
+) -> None:
+    sessions = open_database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with sessions.begin() as session:
+        first = [allocate(session, "PRG", 2026) for _ in range(3)]
+        other_year = allocate(session, "PRG", 2027)
+
+    session = sessions()
+    session.begin()
+    allocate(session, "PRG", 2026)
+    session.rollback()
+    session.close()
+
+    with sessions.begin() as session:
+        after_rollback = allocate(session, "PRG", 2026)
+        counters = (last_allocated(session, 2026), last_allocated(session, 2025))
+
+    assert [r.seq for r in first] == [1, 2, 3]
+    assert other_year == Reference("PRG", 2027, 1)
+    assert after_rollback == Reference("PRG", 2026, 4)
+    assert counters == (4, 0)
+    assert isinstance(session, Session)
