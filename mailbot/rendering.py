@@ -46,6 +46,14 @@ INDONESIAN_ZONES = {
     "Asia/Jayapura": "WIT",
 }
 
+# Ticket states (mailbot.models.TicketStatus values) as staff read them.
+STATUS_LABELS = {
+    "received": "diterima",
+    "in_progress": "sedang ditangani",
+    "answered": "sudah dijawab",
+    "rejected": "ditolak",
+}
+
 
 @dataclass(frozen=True)
 class Rendered:
@@ -114,6 +122,11 @@ def format_size(size: int) -> str:
     return f"{value:.1f} {unit}".replace(".", ",")
 
 
+def status_label(status: str) -> str:
+    """A ticket state in Indonesian; an unknown value is shown as given."""
+    return STATUS_LABELS.get(status, status)
+
+
 def line_breaks(text: str) -> Markup:
     """Escape text for HTML and keep its line breaks as ``<br>``."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -150,6 +163,7 @@ class Renderer:
             jam_layanan=format_response_window,
             ukuran=format_size,
             baris=line_breaks,
+            status_tiket=status_label,
         )
 
     def _wib(self, moment: datetime) -> str:

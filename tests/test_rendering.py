@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailbot.errors import MessageError
+from mailbot.models import TicketStatus
 from mailbot.rendering import (
     Renderer,
     default_templates_dir,
@@ -17,6 +18,7 @@ from mailbot.rendering import (
     format_response_window,
     format_size,
     format_wib,
+    status_label,
 )
 
 OFFICE = {
@@ -271,6 +273,25 @@ def test_follow_up_text_states_status_and_reference(renderer: Renderer) -> None:
     assert "[PRG-2026-000123-4] pada subjek." in lines
 
 
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("received", "Status tiket    : diterima"),
+        ("in_progress", "Status tiket    : sedang ditangani"),
+        ("answered", "Status tiket    : sudah dijawab"),
+        ("rejected", "Status tiket    : ditolak"),
+        ("ditunda", "Status tiket    : ditunda"),
+    ],
+)
+def test_follow_up_shows_the_ticket_state_in_indonesian(
+    renderer: Renderer, status: str, expected: str
+) -> None:
+    rendered = renderer.render("staff/follow_up", follow_up_fields(status=status))
+
+    assert expected in rendered.text.splitlines()
+    assert expected.split(": ")[1] + "</td>" in rendered.html
+
+
 @pytest.mark.parametrize("name", sorted(FIELDS))
 def test_a_missing_field_raises_with_the_template_name(
     renderer: Renderer, name: str
@@ -443,3 +464,12 @@ def test_format_response_window(hours: int, expected: str) -> None:
 )
 def test_format_size(size: int, expected: str) -> None:
     assert format_size(size) == expected
+
+
+def test_status_labels_cover_every_ticket_state() -> None:
+    assert [status_label(state) for state in TicketStatus] == [
+        "diterima",
+        "sedang ditangani",
+        "sudah dijawab",
+        "ditolak",
+    ]
