@@ -23,6 +23,7 @@ from mailbot.importing import count_messages, read_messages
 from mailbot.intake import Origin, Outcome
 from mailbot.models import OutboxStatus, TicketStatus
 from mailbot.outbox import deliver_due, retry
+from mailbot.polling import PollReport
 from mailbot.references import parse_reference
 from mailbot.routing import Router
 from mailbot.scheduler import StopFlag, run_forever, single_instance
@@ -55,6 +56,13 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
+def _service_logging() -> None:
+    # Pollers and the service log every ticket event; one-off commands only
+    # warnings unless -v is given.
+    root = logging.getLogger()
+    root.setLevel(min(root.level, logging.INFO))
+
+
 def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 
@@ -70,7 +78,7 @@ def _print_json(value: Any) -> None:
 @click.pass_context
 def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
     """Email helpdesk for the complaint service of Kecamatan Porong."""
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose + 1, 2)]
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -107,16 +115,13 @@ def upgrade(context: Context) -> None:
 @pass_context
 def poll(context: Context, once: bool) -> None:
     """Fetch new mail from every account into tickets."""
+    _service_logging()
     app = context.app
     poller = app.poller()
     if once:
         reports = poller.poll_all(app.settings.accounts)
         for report in reports:
-            click.echo(
-                _poll_line(
-                    report.account, report.fetched, report.outcomes, report.error
-                )
-            )
+            click.echo(_poll_line(report))
         if any(r.error for r in reports):
             raise SystemExit(1)
         return
@@ -130,11 +135,14 @@ def poll(context: Context, once: bool) -> None:
     run_forever(jobs, StopFlag())
 
 
-def _poll_line(account: str, fetched: int, outcomes: dict[str, int], error: str) -> str:
-    if error:
-        return f"{account}: error: {error}"
-    parts = ", ".join(f"{n} {name}" for name, n in sorted(outcomes.items()))
-    return f"{account}: {fetched} fetched" + (f" ({parts})" if parts else "")
+def _poll_line(report: PollReport) -> str:
+    if report.error:
+        return f"{report.account}: error: {report.error}"
+    if report.skipped:
+        return f"{report.account}: skipped, another poller holds it"
+    parts = ", ".join(f"{n} {name}" for name, n in sorted(report.outcomes.items()))
+    line = f"{report.account}: {report.fetched} fetched"
+    return line + (f" ({parts})" if parts else "")
 
 
 @cli.command()
@@ -163,6 +171,7 @@ def _smtp_policy(app: App) -> SmtpConfig:
 @pass_context
 def run(context: Context) -> None:
     """Poll and send on a schedule until SIGTERM or SIGINT."""
+    _service_logging()
     app = context.app
     poller = app.poller()
     transport = app.transport()

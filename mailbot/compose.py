@@ -18,6 +18,9 @@ from email.utils import format_datetime
 from mailbot.rendering import Rendered
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# The standard library folds a long header right after its colon, leaving a
+# leading space that some clients show; RFC 5322 allows 998 characters a line.
+_POLICY = SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ def compose(
     date: datetime,
 ) -> bytes:
     """The complete message, ready for SMTP."""
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=_POLICY)
     message["From"] = Address(display_name=from_name, addr_spec=from_address)
     message["To"] = ", ".join(letter.to)
     message["Subject"] = clean_header(letter.subject, 250)

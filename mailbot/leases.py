@@ -7,6 +7,8 @@ taken over by another process once it has expired.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -30,7 +32,8 @@ def acquire(
             if lease is None:
                 session.add(Lease(name=name, holder=holder, expires_at=now + ttl))
                 return True
-            if lease.holder != holder and lease.expires_at > now:
+            alive = lease.expires_at > now and not _holder_is_dead(lease.holder)
+            if lease.holder != holder and alive:
                 return False
             if lease.holder != holder:
                 log.warning(
@@ -42,6 +45,26 @@ def acquire(
     except IntegrityError:
         # Another process created the row between our read and our insert.
         return False
+
+
+def _holder_is_dead(holder: str) -> bool:
+    # A holder on this host whose process is gone died without releasing: a
+    # restart after a crash should not wait for the lease to expire.
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def holder_name() -> str:
+    """Who holds a lease: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def release(sessions: SessionFactory, name: str, holder: str) -> None:

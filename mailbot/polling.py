@@ -10,8 +10,6 @@ as a duplicate. One failing account never stops the others.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,7 +22,7 @@ from mailbot.config import AccountConfig
 from mailbot.db import SessionFactory
 from mailbot.errors import MailboxError
 from mailbot.intake import Intake, Origin
-from mailbot.leases import acquire, release
+from mailbot.leases import acquire, holder_name, release
 from mailbot.mailbox import FetchedMail, Mailbox
 from mailbot.models import MailboxState
 
@@ -40,11 +38,6 @@ class PollReport:
     outcomes: dict[str, int]
     error: str = ""
     skipped: bool = False
-
-
-def holder_name() -> str:
-    """Who holds a lease: this host and process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Poller:
