@@ -43,7 +43,10 @@ def test_parse_reference_accepts_a_valid_reference() -> None:
     [
         ("PRG-2026-000123-7", "'PRG-2026-000123-7': the check digit does not match"),
         ("PRG-2026-000132-8", "'PRG-2026-000132-8': the check digit does not match"),
-        ("PRG-2026-123-8", "'PRG-2026-123-8' is not a reference like PRG-2026-000123-4"),
+        (
+            "PRG-2026-123-8",
+            "'PRG-2026-123-8' is not a reference like PRG-2026-000123-4",
+        ),
         ("SDA-2026-000123-8", "'SDA-2026-000123-8': references here start with PRG"),
     ],
 )
@@ -55,7 +58,9 @@ def test_parse_reference_refuses_mistakes(text: str, message: str) -> None:
 
 
 def test_find_references_skips_wrong_check_digits_and_other_prefixes() -> None:
-    subject = "Re: [PRG-2026-000123-8] jalan rusak (PRG-2026-000124-0, SDA-2026-000001-5)"
+    subject = (
+        "Re: [PRG-2026-000123-8] jalan rusak (PRG-2026-000124-0, SDA-2026-000001-5)"
+    )
 
     found = find_references(subject, "PRG")
 
