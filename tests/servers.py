@@ -625,6 +625,7 @@ class ReceivedMail:
     raw: bytes
     mail_options: tuple[str, ...]
     login: str | None
+    client_port: int
 
 
 class _SinkHandler:
@@ -710,6 +711,7 @@ class SmtpSink:
                     envelope.original_content or b"",
                     tuple(envelope.mail_options),
                     login,
+                    int(cast(Any, session.peer)[1]),
                 )
             )
             return f"250 2.0.0 Queued as sink-{len(self._received)}"
