@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailbot.clock import Clock, SystemClock
 from mailbot.config import AccountConfig, Settings
 from mailbot.db import SessionFactory, open_database
+from mailbot.imap import Mailbox
 from mailbot.intake import Intake
 from mailbot.letters import Correspondence
-from mailbot.mailbox import Mailbox
-from mailbot.oauth import RefreshTokenSource
+from mailbot.oauth import RefreshTokenSource, TokenSource
 from mailbot.polling import Poller
 from mailbot.rendering import Renderer, default_templates_dir
 from mailbot.routing import Router
@@ -28,6 +28,7 @@ class App:
     router: Router
     renderer: Renderer
     intake: Intake
+    token_sources: dict[str, TokenSource] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> App:
@@ -63,7 +64,12 @@ class App:
         """An IMAP connection for one account, with OAuth2 tokens if it uses them."""
         tokens = None
         if account.auth == "oauth2":
-            tokens = RefreshTokenSource(account, clock=self.clock.now)
+            # One source per account for the life of the process, so that an
+            # access token serves every poll until it is about to expire.
+            if account.name not in self.token_sources:
+                source = RefreshTokenSource(account, clock=self.clock.now)
+                self.token_sources[account.name] = source
+            tokens = self.token_sources[account.name]
         return Mailbox(account, tokens=tokens)
 
     def poller(self) -> Poller:

@@ -21,9 +21,9 @@ from mailbot.clock import Clock
 from mailbot.config import AccountConfig
 from mailbot.db import SessionFactory
 from mailbot.errors import MailboxError
+from mailbot.imap import FetchedMail, Mailbox
 from mailbot.intake import Intake, Origin
 from mailbot.leases import acquire, holder_name, release
-from mailbot.mailbox import FetchedMail, Mailbox
 from mailbot.models import MailboxState
 
 log = logging.getLogger(__name__)

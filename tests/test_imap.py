@@ -13,7 +13,7 @@ from servers import DovecotServer, ImapUser, OAuthServer
 
 from mailbot.config import AccountConfig
 from mailbot.errors import MailboxError
-from mailbot.mailbox import FetchedMail, FolderState, Mailbox
+from mailbot.imap import FetchedMail, FolderState, Mailbox
 from mailbot.oauth import RefreshTokenSource
 
 WIB = timezone(timedelta(hours=7))
@@ -99,7 +99,7 @@ def test_tls_verify_off_connects_and_warns_each_time(
         pass
 
     assert exists == 0
-    warnings = [r.getMessage() for r in caplog.records if r.name == "mailbot.mailbox"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "mailbot.imap"]
     assert (
         warnings
         == ["account porong: TLS certificate verification is off (tls_verify = false)"]
