@@ -43,6 +43,7 @@ EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=2)
 AUTOMATIC_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")
 
+_LINE_END = re.compile(rb"\r?\n")
 _BARE_CR = re.compile(rb"\r(?!\n)")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
@@ -122,14 +123,13 @@ def parse_message(raw: bytes, *, now: datetime) -> ParsedMail:
 
     notes: list[str] = []
     raw = _repaired_line_ends(raw, notes)
-    parser, message = _parse(raw, notes)
-    headers = _header_index(message)
+    parser, message, structured = _parse(raw, notes)
     body = _Body(notes)
-    if parser is None and message.is_multipart():
-        _keep_unparsed(raw, body)
-    else:
+    if structured:
         _walk(message, body, 0)
-    return _assemble(parser, message, headers, body, now)
+    else:
+        _attach(body, None, "message/rfc822", raw, inline=False)
+    return _assemble(parser, message, _header_index(message), body, now)
 
 
 def _repaired_line_ends(raw: bytes, notes: list[str]) -> bytes:
@@ -147,26 +147,21 @@ def _repaired_line_ends(raw: bytes, notes: list[str]) -> bytes:
     return _BARE_CR.sub(b" ", raw[:end]) + raw[end:]
 
 
-def _parse(raw: bytes, notes: list[str]) -> tuple[Any, Message]:
+def _parse(raw: bytes, notes: list[str]) -> tuple[Any, Message, bool]:
+    """Return mail-parser's result (None if it failed), the tree, and whether
+    the body was parsed into MIME parts."""
     try:
         parser = mailparser.parse_from_bytes(raw)
     except MailParserRecursionError:
         notes.append("MIME nesting too deep to parse; message kept as an attachment")
-        return None, email.parser.BytesParser().parsebytes(raw, headersonly=True)
+        headers = email.parser.BytesParser().parsebytes(raw, headersonly=True)
+        return None, headers, False
     # mail-parser raises assorted internal errors on malformed input
     # (AttributeError on a missing epilogue); the stdlib parse is the fallback.
     except Exception as error:  # noqa: BLE001
         notes.append(f"mail-parser failed ({type(error).__name__}); stdlib used")
-        return None, email.message_from_bytes(raw)
-    return parser, parser.message
-
-
-def _keep_unparsed(raw: bytes, body: _Body) -> None:
-    body.attachments.append(
-        Attachment(
-            generated_filename(1, "message/rfc822"), "message/rfc822", raw, False
-        )
-    )
+        return None, email.message_from_bytes(raw), True
+    return parser, parser.message, True
 
 
 def _header_index(message: Message) -> dict[str, list[str]]:
@@ -306,8 +301,10 @@ def _walk(part: Message, body: _Body, depth: int) -> None:
         _read_leaf(part, content_type, number, body)
     elif depth >= MAX_DEPTH:
         body.notes.append(
-            f"MIME nesting deeper than {MAX_DEPTH}; part {number} skipped"
+            f"MIME nesting deeper than {MAX_DEPTH} levels; part {number} kept whole"
         )
+        data = _serialised([part], number, body.notes)
+        _attach(body, None, "message/rfc822", data, inline=False)
     else:
         for child in part.get_payload():
             if isinstance(child, Message):
@@ -339,11 +336,11 @@ def _read_leaf(part: Message, content_type: str, number: int, body: _Body) -> No
         return
 
     inline = disposition == "inline" or (disposition is None and "content-id" in part)
-    _attach(body, filename, content_type, data, inline)
+    _attach(body, filename, content_type, data, inline=inline)
 
 
 def _attach(
-    body: _Body, filename: str | None, content_type: str, data: bytes, inline: bool
+    body: _Body, filename: str | None, content_type: str, data: bytes, *, inline: bool
 ) -> None:
     index = len(body.attachments) + 1
     name = sanitise_filename(filename or "", index=index, content_type=content_type)
@@ -355,15 +352,21 @@ def _attach(
 def _keep_message(part: Message, content_type: str, number: int, body: _Body) -> None:
     # A forwarded message stays one .eml attachment instead of being flattened.
     payload = part.get_payload()
-    if not isinstance(payload, list):
-        data = _payload(part, number, body.notes)
+    if isinstance(payload, list):
+        data = _serialised(payload, number, body.notes)
     else:
-        try:
-            data = b"\n".join(m.as_bytes() for m in payload if isinstance(m, Message))
-        except (RecursionError, LookupError, UnicodeError, ValueError) as error:
-            body.notes.append(f"part {number} not re-serialised ({error!r})")
-            data = b""
-    _attach(body, _filename(part, body.notes), content_type, data, False)
+        data = _payload(part, number, body.notes)
+    _attach(body, _filename(part, body.notes), content_type, data, inline=False)
+
+
+def _serialised(entities: list[Any], number: int, notes: list[str]) -> bytes:
+    try:
+        data = b"".join(e.as_bytes() for e in entities if isinstance(e, Message))
+    except (RecursionError, LookupError, UnicodeError, ValueError) as error:
+        notes.append(f"part {number} could not be re-serialised ({error!r})")
+        return b""
+    # The generator writes LF after headers but keeps the parts' own line ends.
+    return _LINE_END.sub(b"\r\n", data)
 
 
 def _payload(part: Message, number: int, notes: list[str]) -> bytes:
@@ -415,7 +418,7 @@ def _assemble(
     first = functools.partial(_first_text, headers, notes)
     sender_name, sender_address = _sender(parser, headers, notes)
     automatic = tuple(n for n in AUTOMATIC_HEADERS if n.lower() in headers)
-    subject = first("subject")[:MAX_SUBJECT_CHARS]
+    subject = _bounded_subject(first("subject"), notes)
     return_path = _return_path(first("return-path"))
     return ParsedMail(
         message_id=_message_id(headers, notes),
@@ -450,6 +453,13 @@ def _assemble(
         ),
         defects=tuple(dict.fromkeys(notes)),
     )
+
+
+def _bounded_subject(subject: str, notes: list[str]) -> str:
+    if len(subject) <= MAX_SUBJECT_CHARS:
+        return subject
+    notes.append(f"subject of {len(subject)} characters cut to {MAX_SUBJECT_CHARS}")
+    return subject[:MAX_SUBJECT_CHARS].rstrip()
 
 
 def _first_text(headers: dict[str, list[str]], notes: list[str], name: str) -> str:
