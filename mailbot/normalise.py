@@ -84,6 +84,9 @@ SPELLINGS: dict[str, str] = {
     "ig": "instagram",
     "fb": "facebook",
     "foging": "fogging",
+    "fotocopy": "fotokopi",
+    "fotocopi": "fotokopi",
+    "fc": "fotokopi",
 }
 
 

@@ -233,6 +233,27 @@ COMPLAINTS = [
         ("pkl", "berjualan"),
     ),
     ("Ada tawuran pelajar di dekat jembatan", "trantib", ("tawuran",)),
+    (
+        "Suara mesin penggilingan padi mengganggu warga 24 jam",
+        "trantib",
+        ("suara", "mengganggu"),
+    ),
+    # context that names a unit's words without being about them
+    (
+        "Jalan di depan rumah saya berlubang. Terlampir foto KTP saya.",
+        "ekbang",
+        ("berlubang",),
+    ),
+    (
+        "Jalan berlubang, sudah lapor kades tapi tidak ada tindakan",
+        "ekbang",
+        ("jalan berlubang",),
+    ),
+    (
+        "Saya lapor ke kades soal jalan, malah dimarahi kades",
+        "pmd",
+        ("kades", "lapor ke kades"),
+    ),
 ]
 
 
