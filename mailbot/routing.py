@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from types import MappingProxyType
 
 from mailbot.config import UnitConfig
@@ -43,7 +42,12 @@ MAX_ROUTED_CHARS = 20_000
 
 @dataclass(frozen=True)
 class RoutingDecision:
-    """Where a complaint goes and why."""
+    """Where a complaint goes and why.
+
+    ``matched`` lists the winning unit's keywords in configuration order;
+    ``scores`` holds every unit that scored, in configuration order. A fallback
+    decision has no matches, a score of 0 and empty scores.
+    """
 
     unit: str
     matched: tuple[str, ...]
@@ -60,24 +64,9 @@ class _Keyword:
     order: int
     words: NormalisedText
 
-    @property
-    def length(self) -> int:
-        return len(self.words.surfaces)
 
-
-@dataclass(frozen=True, slots=True)
-class _Hit:
-    keyword: _Keyword
-    start: int
-
-    @property
-    def end(self) -> int:
-        return self.start + self.keyword.length
-
-    def inside(self, other: _Hit) -> bool:
-        """True when ``other`` is longer and covers this hit."""
-        longer = other.keyword.length > self.keyword.length
-        return longer and other.start <= self.start and self.end <= other.end
+# Where a keyword was found: (first word, word after the last, keyword).
+_Hit = tuple[int, int, _Keyword]
 
 
 class Router:
@@ -132,32 +121,38 @@ class Router:
 
     def _matches(self, text: NormalisedText) -> set[_Keyword]:
         hits = list(self._hits(text))
+        phrases = [(first, end) for first, end, _ in hits if end - first > 1]
         return {
-            hit.keyword for hit in hits if not any(hit.inside(other) for other in hits)
+            keyword
+            for first, end, keyword in hits
+            if not any(
+                a <= first and end <= b and b - a > end - first for a, b in phrases
+            )
         }
 
     def _hits(self, text: NormalisedText) -> Iterator[_Hit]:
         pairs = zip(text.surfaces, text.stems, strict=True)
-        for start, (surface, stemmed) in enumerate(pairs):
-            # A keyword listed under both its surface and its stem may be tried
-            # twice; the duplicate hit is harmless because hits are collected
-            # into a set.
-            for keyword in chain(
-                self._by_surface.get(surface, ()), self._by_stem.get(stemmed, ())
-            ):
-                if _matches_at(keyword.words, text, start):
-                    yield _Hit(keyword, start)
+        for first, (surface, stemmed) in enumerate(pairs):
+            for keyword in self._by_surface.get(surface, ()):
+                if _rest_matches(keyword.words, text, first):
+                    yield first, first + len(keyword.words.surfaces), keyword
+            for keyword in self._by_stem.get(stemmed, ()):
+                # Already tried above when the first word matched as written.
+                if keyword.words.surfaces[0] == surface:
+                    continue
+                if _rest_matches(keyword.words, text, first):
+                    yield first, first + len(keyword.words.surfaces), keyword
 
 
-def _matches_at(phrase: NormalisedText, text: NormalisedText, start: int) -> bool:
-    if start + len(phrase.surfaces) > len(text.surfaces):
+def _rest_matches(phrase: NormalisedText, text: NormalisedText, first: int) -> bool:
+    """True when the phrase's words after its first match the text from ``first``."""
+    if first + len(phrase.surfaces) > len(text.surfaces):
         return False
-    return all(
-        text.surfaces[start + i] == surface or text.stems[start + i] == stemmed
-        for i, (surface, stemmed) in enumerate(
-            zip(phrase.surfaces, phrase.stems, strict=True)
-        )
-    )
+    for i in range(1, len(phrase.surfaces)):
+        surface, stemmed = text.surfaces[first + i], text.stems[first + i]
+        if surface != phrase.surfaces[i] and stemmed != phrase.stems[i]:
+            return False
+    return True
 
 
 def _fallback_code(units: Sequence[UnitConfig]) -> str:

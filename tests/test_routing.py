@@ -297,6 +297,10 @@ def test_complaint_sentences_are_many() -> None:
         ("Mohon perbaikan jalan di Dusun Krajan", ("perbaikan jalan",)),
         ("Kerusakan jalan di Desa Mindi makin parah", ("kerusakan jalan",)),
         (
+            "Mohon segera diperbaiki jalan menuju pasar",
+            ("perbaikan jalan", "pasar"),
+        ),
+        (
             "Lampu penerangan jalan umum di gang kami padam",
             ("penerangan jalan", "lampu penerangan", "padam"),
         ),
