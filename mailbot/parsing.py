@@ -46,12 +46,16 @@ AUTOMATIC_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")
 _LINE_END = re.compile(rb"\r?\n")
 _BARE_CR = re.compile(rb"\r(?!\n)")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_CHARSET_LABEL = re.compile(r"[a-z0-9][a-z0-9_.:+-]{0,39}")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
 _ADDR_SPEC = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+")
 _NAME_PARAMETERS = (("filename", "content-disposition"), ("name", "content-type"))
+# The common case, read without email's full parameter parser; RFC 2231
+# "charset*" forms fall through to it.
+_CHARSET_PARAMETER = re.compile(r';\s*charset\s*=\s*"?([^";\s]+)', re.IGNORECASE)
 _BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 _BOUNCE_SUBJECT = re.compile(
     r"(undeliver|delivery status notification|mail delivery failed|returned mail"
@@ -154,14 +158,23 @@ def _parse(raw: bytes, notes: list[str]) -> tuple[Any, Message, bool]:
         parser = mailparser.parse_from_bytes(raw)
     except MailParserRecursionError:
         notes.append("MIME nesting too deep to parse; message kept as an attachment")
-        headers = email.parser.BytesParser().parsebytes(raw, headersonly=True)
-        return None, headers, False
+        return None, _headers_only(raw), False
     # mail-parser raises assorted internal errors on malformed input
     # (AttributeError on a missing epilogue); the stdlib parse is the fallback.
     except Exception as error:  # noqa: BLE001
         notes.append(f"mail-parser failed ({type(error).__name__}); stdlib used")
+    else:
+        return parser, parser.message, True
+
+    try:
         return None, email.message_from_bytes(raw), True
-    return parser, parser.message, True
+    except (TypeError, ValueError, IndexError, RecursionError) as error:
+        notes.append(f"stdlib failed too ({type(error).__name__}); message kept whole")
+        return None, _headers_only(raw), False
+
+
+def _headers_only(raw: bytes) -> Message:
+    return email.parser.BytesParser().parsebytes(raw, headersonly=True)
 
 
 def _header_index(message: Message) -> dict[str, list[str]]:
@@ -225,6 +238,11 @@ def _word_bytes(match: re.Match[str]) -> bytes:
     return _decode_base64(encoded)[0]
 
 
+def _plain(text: str) -> str:
+    """Return header text that is not RFC 2047 encoded with 8-bit bytes decoded."""
+    return text if text.isascii() else _guess_decode(_raw_bytes(text))[0]
+
+
 def _raw_bytes(text: str) -> bytes:
     # The stdlib keeps undecodable header and body bytes as lone surrogates.
     return text.encode("utf-8", "surrogateescape")
@@ -233,6 +251,8 @@ def _raw_bytes(text: str) -> bytes:
 @functools.lru_cache(maxsize=64)
 def _codec(label: str) -> str | None:
     name = _CHARSET_ALIASES.get(label, label)
+    if not _CHARSET_LABEL.fullmatch(name):
+        return None
     try:
         return codecs.lookup(name).name
     except LookupError:
@@ -331,7 +351,7 @@ def _read_leaf(part: Message, content_type: str, number: int, body: _Body) -> No
     # A named text part shown inline (mutt, Apple Mail) is body text too.
     readable = content_type in ("text/plain", "text/html")
     if readable and (disposition == "inline" or not (filename or disposition)):
-        text = _body_text(data, part.get_content_charset(), number, body.notes)
+        text = _body_text(data, _charset(part), number, body.notes)
         (body.htmls if content_type == "text/html" else body.texts).append(text)
         return
 
@@ -362,8 +382,8 @@ def _keep_message(part: Message, content_type: str, number: int, body: _Body) ->
 def _serialised(entities: list[Any], number: int, notes: list[str]) -> bytes:
     try:
         data = b"".join(e.as_bytes() for e in entities if isinstance(e, Message))
-    except (RecursionError, LookupError, UnicodeError, ValueError) as error:
-        notes.append(f"part {number} could not be re-serialised ({error!r})")
+    except (RecursionError, LookupError, UnicodeError, ValueError, TypeError) as e:
+        notes.append(f"part {number} could not be re-serialised ({type(e).__name__})")
         return b""
     # The generator writes LF after headers but keeps the parts' own line ends.
     return _LINE_END.sub(b"\r\n", data)
@@ -372,15 +392,24 @@ def _serialised(entities: list[Any], number: int, notes: list[str]) -> bytes:
 def _payload(part: Message, number: int, notes: list[str]) -> bytes:
     encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
     if encoding == "base64":
-        payload = part.get_payload()
-        raw = _raw_bytes(payload) if isinstance(payload, str) else b""
-        data, clean = _decode_base64(raw)
+        data, clean = _base64_payload(part)
         if not clean:
             notes.append(f"broken base64 in part {number}; readable bytes kept")
         return data
 
     decoded = part.get_payload(decode=True)
     return decoded if isinstance(decoded, bytes) else b""
+
+
+def _base64_payload(part: Message) -> tuple[bytes, bool]:
+    try:
+        payload = part.get_payload()
+    # With 8-bit bytes in the part the stdlib decodes them by its charset
+    # parameter, which can be anything; its own base64 decoding is the fallback.
+    except (ValueError, TypeError):
+        decoded = part.get_payload(decode=True)
+        return (decoded if isinstance(decoded, bytes) else b""), False
+    return _decode_base64(_raw_bytes(payload) if isinstance(payload, str) else b"")
 
 
 def _body_text(data: bytes, charset: str | None, number: int, notes: list[str]) -> str:
@@ -393,15 +422,44 @@ def _body_text(data: bytes, charset: str | None, number: int, notes: list[str]) 
 
 def _filename(part: Message, notes: list[str]) -> str | None:
     source = _parameter_view(part, notes)
+    if source is None:
+        return None
     for param, header in _NAME_PARAMETERS:
-        value = source.get_param(param, None, header)
+        value = _param(source, param, header)
         if isinstance(value, tuple):  # RFC 2231: (charset, language, text)
-            raw = str(value[2]).encode("latin-1", "surrogateescape")
-            text = _decode_bytes(raw, value[0], "attachment name", notes)
-            return _one_line(text, "attachment name", notes)
+            return _one_line(_rfc2231_text(value, notes), "attachment name", notes)
         if value:
             return _header_text(str(value), "attachment name", notes)
     return None
+
+
+def _rfc2231_text(value: tuple[Any, ...], notes: list[str]) -> str:
+    text = str(value[2])
+    try:
+        raw = text.encode("latin-1", "surrogateescape")
+    except UnicodeEncodeError:  # already decoded by _parameter_view
+        return text
+    return _decode_bytes(raw, value[0], "attachment name", notes)
+
+
+def _charset(part: Message) -> str | None:
+    match = _CHARSET_PARAMETER.search(str(part.get("content-type", "")))
+    if match:
+        return match.group(1)
+
+    value = _param(part, "charset")
+    if isinstance(value, tuple):
+        value = value[2]
+    return str(value) if value else None
+
+
+def _param(part: Message, name: str, header: str = "content-type") -> Any:
+    try:
+        return part.get_param(name, None, header)
+    # RFC 2231 continuations that mix numbered and unnumbered pieces crash
+    # email.utils.decode_params.
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 # Fields ------------------------------------------------------------------
@@ -441,7 +499,8 @@ def _assemble(
         automatic_headers=automatic,
         return_path=return_path,
         authentication_results=tuple(
-            " ".join(v.split()) for v in headers.get("authentication-results", [])
+            _plain(" ".join(v.split()))
+            for v in headers.get("authentication-results", [])
         ),
         is_delivery_report=_is_delivery_report(
             message,
@@ -489,7 +548,7 @@ def _message_id(headers: dict[str, list[str]], notes: list[str]) -> str | None:
 
 def _id_list(values: list[str]) -> tuple[str, ...]:
     """Return the message ids in header values, in order, without <>."""
-    text = " ".join(values)
+    text = _plain(" ".join(values))
     found = _ANGLE_ID.findall(text) or [t for t in text.split() if "@" in t]
     ids = ("".join(_CONTROLS.sub("", item).split()) for item in found)
     return tuple(dict.fromkeys(item for item in ids if item))
@@ -526,7 +585,7 @@ def _address_pairs(
     else:
         pairs = email.utils.getaddresses(headers.get(name, []))
     return [
-        (display, address.lower())
+        (display, _plain(address).lower())
         for display, address in pairs
         if _ADDR_SPEC.fullmatch(address)
     ]
@@ -580,23 +639,26 @@ def _is_delivery_report(
     if "message/delivery-status" in body.types or "x-failed-recipients" in headers:
         return True
 
-    report = str(message.get_param("report-type", "")).lower()
-    if message.get_content_type() == "multipart/report" and report == "delivery-status":
-        return True
+    if message.get_content_type() == "multipart/report":
+        report = str(_param(message, "report-type") or "").lower()
+        return report == "delivery-status"
     robot = sender.partition("@")[0] in ("mailer-daemon", "postmaster")
     return (robot or return_path == "<>") and bool(_BOUNCE_SUBJECT.search(subject))
 
 
-def _parameter_view(part: Message, notes: list[str]) -> Message:
-    # get_param turns raw 8-bit parameter bytes into U+FFFD: decode them first.
+def _parameter_view(part: Message, notes: list[str]) -> Message | None:
+    """Return the part for reading name parameters, None when it has none."""
     raw = [
         (name, value)
         for name, value in part.raw_items()
         if name.lower() in ("content-type", "content-disposition")
     ]
+    if not any("name" in value.lower() for _, value in raw):
+        return None
     if all(value.isascii() for _, value in raw):
         return part
 
+    # get_param turns raw 8-bit parameter bytes into U+FFFD: decode them first.
     view = Message()
     for name, value in raw:
         view[name] = _decode_bytes(_raw_bytes(value), None, "attachment name", notes)

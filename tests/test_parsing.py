@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailbot.errors import MessageError
 from mailbot.parsing import Attachment, ParsedMail, parse_message
@@ -464,6 +466,94 @@ def test_mail_parser_failure_falls_back_to_the_stdlib() -> None:
         "start boundary not found in part 2",
         "multipart without boundary in part 2; read as text",
     )
+
+
+def test_odd_message_id_and_ids_without_brackets() -> None:
+    raw = replace_header(
+        "plain-complaint", b"Message-ID", b"Message-ID: <[ABC====@host]>"
+    ).replace(
+        b"In-Reply-To: <ack-1@porong.example.go.id>",
+        b"In-Reply-To: ack-1@porong.example.go.id (pesan Anda)",
+    )
+
+    mail = parse_message(raw, now=NOW)
+
+    assert mail.message_id == "[ABC====@host]"
+    assert mail.in_reply_to == ("ack-1@porong.example.go.id",)
+
+
+@pytest.mark.parametrize(
+    ("line", "defects"),
+    [
+        (b"", ("missing Message-ID",)),
+        (b"Message-ID: <>", ("unusable Message-ID",)),
+        (b"Message-ID: <" + b"a" * 400 + b"@x>", ("unusable Message-ID",)),
+    ],
+)
+def test_missing_or_unusable_message_id(line: bytes, defects: tuple[str, ...]) -> None:
+    raw = replace_header("plain-complaint", b"Message-ID", line)
+
+    mail = parse_message(raw, now=NOW)
+
+    assert mail.message_id is None
+    assert mail.defects == defects
+
+
+def test_lone_surrogates_from_a_codec_are_replaced() -> None:
+    raw = replace_header(
+        "plain-complaint", b"Subject", b"Subject: Lampu =?utf-7?q?+2D0-?= mati"
+    )
+
+    mail = parse_message(raw, now=NOW)
+
+    assert mail.subject == "Lampu \ufffd mati"
+    assert mail.subject.encode("utf-8") == b"Lampu \xef\xbf\xbd mati"
+
+
+_FRAGMENTS = [
+    b"\r",
+    b"\n",
+    b"\r\n\r\n",
+    b"\x00",
+    b"\xff\xfe",
+    b"\xc3",
+    b"=?utf-8?b?w6k=?=",
+    b"=?ks_c_5601-1987?q?=8Cc?=",
+    b"=?utf-7?q?+2D0-?=",
+    b"=?x-bogus?q?a?=",
+    b"Subject: ",
+    b"From: ",
+    b"Content-Type: multipart/mixed; boundary=z\n\n--z\n",
+    b"Content-Type: message/rfc822\n\n",
+    b"Content-Transfer-Encoding: base64\n\n",
+    b"; filename*0=a; filename*=b",
+    b"; name*=utf-8''%C5%93%FF",
+    b"--z\n",
+    b"--z--\n",
+]
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    st.lists(st.sampled_from(_FRAGMENTS) | st.binary(max_size=24), max_size=40).map(
+        b"".join
+    )
+)
+def test_any_bytes_give_a_parsed_mail_or_a_message_error(tail: bytes) -> None:
+    raw = (DATA / "parsing-missing-date.eml").read_bytes()[:60] + tail
+
+    mail = parse_message(raw, now=NOW)
+
+    texts = [mail.subject, mail.sender_name, mail.text, mail.html, *mail.defects]
+    texts += [a.filename for a in mail.attachments] + list(mail.references)
+    assert "".join(texts).encode("utf-8")
+    assert all(a.filename for a in mail.attachments)
+    assert "\n" not in mail.subject
 
 
 def test_every_corpus_file_parses_without_an_exception() -> None:
