@@ -8,6 +8,7 @@ no image fetched from a remote server (which would tell the sender it was read).
 
 from __future__ import annotations
 
+import html as entities
 import logging
 import re
 
@@ -19,27 +20,50 @@ log = logging.getLogger(__name__)
 _SAFE_TAGS = frozenset(nh3.ALLOWED_TAGS) - {"area", "map"}
 _LINK_SCHEMES = ("http:", "https:", "mailto:", "tel:")
 _IMAGE_SOURCES = ("cid:", "data:image/")
+_UNUSABLE = re.compile(r"[\x00\ud800-\udfff]")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _TRAILING_SPACE = re.compile(r"[ \t\u00a0]+\n")
+_INVISIBLE = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+_PROCESSING_INSTRUCTION = re.compile(r"<\?.*?\?>", re.DOTALL)
 
 
 def html_to_text(html: str) -> str:
     """Return the readable text of an HTML body, blank lines collapsed."""
-    text = get_text(html.replace("\x00", ""))
+    html = _usable(html)
+    # lxml refuses a str that declares its encoding (<?xml ... encoding=...?>).
+    if "<?" in html:
+        html = _PROCESSING_INSTRUCTION.sub("", html)
+    text = _tidy(get_text(html))
 
-    text = _TRAILING_SPACE.sub("\n", text.replace("\r\n", "\n"))
-    return _BLANK_LINES.sub("\n\n", text).strip()
+    # lxml gives up on very deep nesting and inscriptis then returns nothing.
+    if not text and _TAG.sub("", html).strip():
+        log.debug("inscriptis returned no text; tags stripped instead")
+        text = _tidy(entities.unescape(_TAG.sub(" ", _INVISIBLE.sub(" ", html))))
+    return text
 
 
 def sanitise_html(html: str) -> str:
     """Return the HTML reduced to inert formatting, links and embedded images."""
     cleaned = nh3.clean(
-        html.replace("\x00", ""),
+        _usable(html),
         tags=set(_SAFE_TAGS),
         url_schemes={"http", "https", "mailto", "tel", "cid", "data"},
         attribute_filter=_keep_attribute,
     )
     return cleaned.strip()
+
+
+def _usable(html: str) -> str:
+    # NUL and lone surrogates make lxml and nh3 fail or invent characters.
+    if not _UNUSABLE.search(html):
+        return html
+    return _UNUSABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", html)
+
+
+def _tidy(text: str) -> str:
+    text = _TRAILING_SPACE.sub("\n", text.replace("\r\n", "\n"))
+    return _BLANK_LINES.sub("\n\n", text).strip()
 
 
 def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:

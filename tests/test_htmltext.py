@@ -47,3 +47,28 @@ def test_sanitise_html_keeps_embedded_images_only() -> None:
     cleaned = sanitise_html(html)
 
     assert cleaned == '<img src="data:image/png;base64,iVBO"><img>'
+
+
+def test_html_to_text_survives_nesting_too_deep_for_lxml() -> None:
+    html = (
+        "<div>" * 5000 + "Jalan &amp; <b>rusak</b><style>p {}</style>" + "</div>" * 5000
+    )
+
+    text = html_to_text(html)
+
+    assert text == "Jalan &  rusak"
+
+
+def test_html_to_text_ignores_xml_declarations() -> None:
+    html = "<?xml version='1.0' encoding='utf-8'?><?xml version='1.0'?><p>Halo</p>"
+
+    text = html_to_text(html)
+
+    assert text == "Halo"
+
+
+def test_lone_surrogates_and_nul_do_not_break_either_function() -> None:
+    html = "<p>a\ud800b\x00c</p>"
+
+    assert html_to_text(html) == "a\ufffdbc"
+    assert sanitise_html(html) == "<p>a\ufffdbc</p>"
