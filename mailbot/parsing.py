@@ -52,6 +52,7 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
 _ADDR_SPEC = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+")
+_OPAQUE_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
 _NAME_PARAMETERS = (("filename", "content-disposition"), ("name", "content-type"))
 # The common case, read without email's full parameter parser; RFC 2231
 # "charset*" forms fall through to it.
@@ -82,7 +83,17 @@ _CHARSET_ALIASES = {
 
 @dataclass(frozen=True)
 class ParsedMail:
-    """What mailbot needs of one received message, decoded and repaired."""
+    """What mailbot needs of one received message, decoded and repaired.
+
+    Header text is decoded (RFC 2047, RFC 2231, mislabelled 8-bit) and on one
+    line. Message ids carry no angle brackets; addresses are lower-case
+    addr-specs. ``date`` is aware UTC, None when missing or implausible.
+    ``text`` is the plain-text body (HTML-only mail converted); ``html`` is the
+    HTML body made inert. Forwarded messages, calendar and delivery-status parts
+    are attachments, never body text. ``return_path`` is "<>" for a null
+    sender. ``automatic_headers`` names the X-Auto* headers present. Each entry
+    of ``defects`` says what was broken and how it was read.
+    """
 
     message_id: str | None
     in_reply_to: tuple[str, ...]
@@ -317,6 +328,9 @@ def _walk(part: Message, body: _Body, depth: int) -> None:
 
     if content_type.startswith("message/"):
         _keep_message(part, content_type, number, body)
+    elif content_type in _OPAQUE_TYPES:
+        body.notes.append(f"S/MIME encrypted or opaque part {number} not readable")
+        _read_leaf(part, content_type, number, body)
     elif not part.is_multipart():
         _read_leaf(part, content_type, number, body)
     elif depth >= MAX_DEPTH:

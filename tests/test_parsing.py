@@ -417,6 +417,18 @@ def test_smime_signed_mail_text_and_signature() -> None:
     assert mail.defects == ()
 
 
+def test_smime_encrypted_mail_is_kept_and_flagged() -> None:
+    mail = parse_fixture("smime-encrypted")
+
+    assert mail.text == ""
+    assert mail.attachments == (
+        Attachment(
+            "smime.p7m", "application/pkcs7-mime", b"0\x80\x06\tenveloped", False
+        ),
+    )
+    assert mail.defects == ("S/MIME encrypted or opaque part 1 not readable",)
+
+
 def test_long_subject_is_cut() -> None:
     mail = parse_fixture("long-header")
 
