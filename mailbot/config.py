@@ -68,7 +68,8 @@ class StorageConfig(_Section):
         return f"sqlite:///{(self.data_dir / 'mailbot.sqlite3').resolve()}"
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether a host name or address is this machine."""
     if host == "localhost":
         return True
     try:
@@ -88,7 +89,7 @@ class _Server(_Section):
 
     @model_validator(mode="after")
     def _plain_only_on_loopback(self) -> _Server:
-        if self.security == "none" and not _is_loopback(self.host):
+        if self.security == "none" and not is_loopback(self.host):
             raise ValueError("security = 'none' is allowed only for a loopback host")
         return self
 
@@ -242,7 +243,7 @@ def read_secret(env_name: str | None, key: str) -> SecretStr:
     if not env_name:
         raise ConfigError(f"{key}: no environment variable named")
     value = os.environ.get(env_name)
-    if value is None:
+    if not value:
         raise ConfigError(f"{key}: environment variable {env_name} is not set")
     return SecretStr(value)
 
@@ -250,8 +251,11 @@ def read_secret(env_name: str | None, key: str) -> SecretStr:
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"{where}: {item['msg']}")
+        where = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]
+        ).lstrip(".")
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {message}" if where else message)
     return "; ".join(lines)
 
 
@@ -297,4 +301,6 @@ def load_settings(path: Path | None = None) -> Settings:
         text = path.read_text("utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     return parse_settings(text, str(path))

@@ -8,7 +8,6 @@ keeps it, and asks again a margin before it expires. Writes nothing.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
@@ -22,7 +21,7 @@ from typing import Any, Protocol
 
 from pydantic import SecretStr
 
-from mailbot.config import AccountConfig, read_secret
+from mailbot.config import AccountConfig, is_loopback, read_secret
 from mailbot.errors import ConfigError, MailboxError
 
 log = logging.getLogger(__name__)
@@ -147,19 +146,10 @@ def _checked_url(account: AccountConfig) -> str:
     parts = urllib.parse.urlsplit(url)
     # Plain http would send the refresh token in the clear: loopback only.
     if parts.scheme == "https" or (
-        parts.scheme == "http" and _is_loopback(parts.hostname or "")
+        parts.scheme == "http" and is_loopback(parts.hostname or "")
     ):
         return url
     raise ConfigError(f"{key}: must be https:// (http:// only for a loopback host)")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

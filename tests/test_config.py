@@ -76,14 +76,14 @@ def test_typo_in_office_is_refused_by_name() -> None:
 def test_bad_port_is_refused_by_name(port: str, expected: str) -> None:
     message = refusal(ACCOUNT.replace("993", port))
 
-    assert message == f"mailbot.toml: accounts.0.port: {expected}"
+    assert message == f"mailbot.toml: accounts[0].port: {expected}"
 
 
 def test_plain_text_is_refused_for_a_remote_host() -> None:
     message = refusal(ACCOUNT + 'security = "none"\n')
 
     assert message == (
-        "mailbot.toml: accounts.0: Value error, "
+        "mailbot.toml: accounts[0]: "
         "security = 'none' is allowed only for a loopback host"
     )
 
@@ -100,8 +100,7 @@ def test_plain_text_smtp_is_refused_for_a_remote_host() -> None:
     message = refusal('[smtp]\nhost = "smtp.example.go.id"\nsecurity = "none"\n')
 
     assert message == (
-        "mailbot.toml: smtp: Value error, "
-        "security = 'none' is allowed only for a loopback host"
+        "mailbot.toml: smtp: security = 'none' is allowed only for a loopback host"
     )
 
 
@@ -109,8 +108,7 @@ def test_two_fallback_units_are_refused() -> None:
     message = refusal(UNIT_A + UNIT_B.replace('"B"\n', '"B"\nfallback = true\n'))
 
     assert message == (
-        "mailbot.toml: (top level): Value error, "
-        "units: exactly one unit needs fallback = true, found 2"
+        "mailbot.toml: units: exactly one unit needs fallback = true, found 2"
     )
 
 
@@ -118,8 +116,7 @@ def test_no_fallback_unit_is_refused() -> None:
     message = refusal(UNIT_B)
 
     assert message == (
-        "mailbot.toml: (top level): Value error, "
-        "units: exactly one unit needs fallback = true, found 0"
+        "mailbot.toml: units: exactly one unit needs fallback = true, found 0"
     )
 
 
@@ -128,10 +125,7 @@ def test_staff_with_unknown_unit_is_refused() -> None:
 
     message = refusal(UNIT_A + staff)
 
-    assert message == (
-        "mailbot.toml: (top level): Value error, "
-        "staff x@example.go.id: unknown unit 'keuangan'"
-    )
+    assert message == ("mailbot.toml: staff x@example.go.id: unknown unit 'keuangan'")
 
 
 @pytest.mark.parametrize(
@@ -154,16 +148,14 @@ def test_oauth2_without_its_keys_is_refused(extra: str, missing: str) -> None:
 
     message = refusal(text + extra)
 
-    assert message == (
-        f"mailbot.toml: accounts.0: Value error, auth = 'oauth2' needs {missing}"
-    )
+    assert message == (f"mailbot.toml: accounts[0]: auth = 'oauth2' needs {missing}")
 
 
 def test_password_auth_without_password_env_is_refused() -> None:
     message = refusal(ACCOUNT.replace('password_env = "MAILBOT_DINAS_PASSWORD"', ""))
 
     assert message == (
-        "mailbot.toml: accounts.0: Value error, auth = 'password' needs password_env"
+        "mailbot.toml: accounts[0]: auth = 'password' needs password_env"
     )
 
 
@@ -189,11 +181,6 @@ def test_unreadable_file_is_refused(tmp_path: Path) -> None:
     assert str(raised.value) == f"{path}: cannot read: No such file or directory"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="config.load_settings lets UnicodeDecodeError escape (reported)",
-)
 def test_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "mailbot.toml"
     path.write_bytes(b'[office]\nname = "Kecamatan Porong \xe9"\n')
@@ -201,7 +188,7 @@ def test_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings(path)
 
-    assert str(raised.value).startswith(f"{path}: ")
+    assert str(raised.value) == f"{path}: not UTF-8 text (byte 34)"
 
 
 def test_example_loads_with_the_real_office() -> None:
