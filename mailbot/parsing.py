@@ -358,7 +358,7 @@ def _read_leaf(part: Message, content_type: str, number: int, body: _Body) -> No
     data = _payload(part, number, body.notes)
     filename = _filename(part, body.notes)
     disposition = part.get_content_disposition()
-    if part.get_content_maintype() == "multipart":
+    if content_type.startswith("multipart/"):
         body.notes.append(f"multipart without boundary in part {number}; read as text")
         content_type = "text/plain"
 
@@ -653,9 +653,10 @@ def _is_delivery_report(
     if "message/delivery-status" in body.types or "x-failed-recipients" in headers:
         return True
 
-    if message.get_content_type() == "multipart/report":
+    if "multipart/report" in body.types:
         report = str(_param(message, "report-type") or "").lower()
-        return report == "delivery-status"
+        if report == "delivery-status":
+            return True
     robot = sender.partition("@")[0] in ("mailer-daemon", "postmaster")
     return (robot or return_path == "<>") and bool(_BOUNCE_SUBJECT.search(subject))
 
