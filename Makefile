@@ -18,9 +18,11 @@ demo: $(STAMP)
 services:
 	scripts/test-services
 
+LINTED := mailbot tests $(wildcard benchmarks)
+
 lint: $(STAMP)
-	$(BIN)/ruff check mailbot tests benchmarks
-	$(BIN)/ruff format --check mailbot tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy mailbot

@@ -30,7 +30,7 @@ from mailbot.parsing import ParsedMail, parse_message
 from mailbot.routing import Router
 from mailbot.screening import Verdict, screen
 from mailbot.signing import Signer
-from mailbot.threads import Thread, find_thread
+from mailbot.threads import Thread, base_subject, find_thread
 from mailbot.tickets import (
     MessageRecord,
     NewTicket,
@@ -187,7 +187,8 @@ class Intake:
         new = NewTicket(
             complainant_email=mail.sender_address,
             complainant_name=mail.sender_name,
-            subject=mail.subject or "(tanpa subjek)",
+            subject=base_subject(mail.subject, self.settings.office.reference_prefix)
+            or "(tanpa subjek)",
             account=origin.account,
             inbox_address=origin.inbox_address or self.settings.office.email,
             unit_code=decision.unit,

@@ -9,6 +9,7 @@ never reach, or learn anything of, that ticket).
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -19,6 +20,25 @@ from mailbot.models import Message, Ticket
 from mailbot.parsing import ParsedMail
 from mailbot.references import find_references
 from mailbot.signing import Signer
+
+# Reply and forward prefixes of the mail clients staff and citizens use.
+_PREFIXES = re.compile(
+    r"^(?:\s*(?:re|aw|bls|balas|fw|fwd|tr|wg|antw)\s*(?:\[\d+\])?\s*:\s*)+",
+    re.IGNORECASE,
+)
+
+
+def base_subject(subject: str, prefix: str) -> str:
+    """The subject without reply prefixes and without our references in it.
+
+    A new ticket must not carry another ticket's reference, even one its sender
+    typed: the reference would then travel in our letters about the new ticket.
+    """
+    cleaned = subject
+    for reference in find_references(subject, prefix):
+        cleaned = cleaned.replace(f"[{reference}]", " ").replace(str(reference), " ")
+    cleaned = _PREFIXES.sub("", cleaned.strip())
+    return " ".join(cleaned.split())
 
 
 class Link(enum.StrEnum):

@@ -1,0 +1,211 @@
+"""Intake in-process: threading rules, quarantine, import formats, quiet logs."""
+
+from __future__ import annotations
+
+import logging
+import mailbox
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from mailbot.app import App
+from mailbot.config import parse_settings
+from mailbot.importing import read_messages
+from mailbot.intake import Origin, Outcome
+from mailbot.models import InboundMail, InboundStatus, Message, OutboxItem, Ticket
+from mailbot.threads import base_subject
+
+DATA = Path(__file__).parent / "data"
+NOW = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
+
+
+class FixedClock:
+    def now(self) -> datetime:
+        return NOW
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> App:
+    monkeypatch.setenv("MAILBOT_TEST_KEY", "k" * 32)
+    settings = parse_settings(
+        f'[office]\nsigning_key_env = "MAILBOT_TEST_KEY"\n'
+        f'[storage]\ndata_dir = "{tmp_path}"\n',
+        "test",
+    )
+    return App.build(settings, FixedClock())
+
+
+def _mail(
+    sender: str, subject: str, body: str, message_id: str, extra: str = ""
+) -> bytes:
+    head = textwrap.dedent(
+        f"""\
+        From: {sender}
+        To: porong@sidoarjokab.go.id
+        Subject: {subject}
+        Date: Wed, 02 Dec 2026 09:00:00 +0700
+        Message-ID: <{message_id}>
+        """
+    )
+    return (
+        head + extra + "Content-Type: text/plain; charset=utf-8\n\n" + body
+    ).encode()
+
+
+def _receive(app: App, raw: bytes) -> tuple[Outcome, str | None]:
+    result = app.intake.receive(raw, Origin("import", "", "test"))
+    return result.outcome, result.reference
+
+
+def test_reference_in_a_strangers_subject_opens_a_new_ticket(app: App) -> None:
+    first = _mail("Budi <budi@example.com>", "Jalan berlubang", "Jalan rusak.", "a@x")
+    _, reference = _receive(app, first)
+    stranger = _mail(
+        "Orang Lain <lain@example.org>",
+        f"Re: [{reference}] Jalan berlubang",
+        "Sampah menumpuk di pasar.",
+        "b@x",
+    )
+
+    outcome, new_reference = _receive(app, stranger)
+
+    assert (outcome, new_reference) == (Outcome.TICKET, "PRG-2026-000002-8")
+    with app.sessions() as session:
+        old = session.scalar(select(Ticket).where(Ticket.reference == reference))
+        assert old is not None
+        assert len(old.messages) == 3
+        ack = session.scalars(
+            select(OutboxItem).where(OutboxItem.recipients == ["lain@example.org"])
+        ).one()
+        assert str(reference).encode() not in ack.raw
+
+
+def test_reference_in_the_complainants_own_subject_is_a_follow_up(app: App) -> None:
+    first = _mail("Budi <budi@example.com>", "Jalan berlubang", "Jalan rusak.", "a@x")
+    _, reference = _receive(app, first)
+    again = _mail(
+        "budi@example.com", f"[{reference}] tambahan", "Foto menyusul.", "c@x"
+    )
+
+    outcome, same = _receive(app, again)
+
+    assert (outcome, same) == (Outcome.FOLLOW_UP, reference)
+    with app.sessions() as session:
+        kinds = session.scalars(select(Message.kind).order_by(Message.id)).all()
+    assert kinds == [
+        "complaint",
+        "acknowledgement",
+        "unit_notification",
+        "follow_up",
+        "follow_up_notification",
+    ]
+
+
+def test_automatic_mail_opens_nothing_and_sends_nothing(app: App) -> None:
+    raw = (DATA / "intake-auto-reply.eml").read_bytes()
+
+    outcome, reference = _receive(app, raw)
+
+    assert (outcome, reference) == (Outcome.AUTOMATIC, None)
+    with app.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Ticket)) == 0
+        assert session.scalar(select(func.count()).select_from(OutboxItem)) == 0
+        inbound = session.scalars(select(InboundMail)).one()
+        assert (inbound.status, inbound.reason) == (
+            InboundStatus.AUTOMATIC,
+            "Auto-Submitted: auto-replied",
+        )
+
+
+def test_mail_without_a_sender_is_quarantined_and_can_be_retried(app: App) -> None:
+    raw = b"To: porong@sidoarjokab.go.id\nSubject: tanpa pengirim\n\nIsi.\n"
+
+    first = app.intake.receive(raw, Origin("import", "", "test"))
+    again = app.intake.retry(first.inbound_id)
+
+    assert (first.outcome, first.reason) == (
+        Outcome.QUARANTINED,
+        "no usable sender address in From",
+    )
+    assert again.outcome == Outcome.QUARANTINED
+    with app.sessions() as session:
+        rows = session.scalars(select(InboundMail)).all()
+        assert [(r.status, r.reason) for r in rows] == [
+            (InboundStatus.QUARANTINED, "no usable sender address in From")
+        ]
+        assert Path(rows[0].raw_path).read_bytes() == raw
+
+
+def test_same_message_twice_is_one_ticket(app: App) -> None:
+    raw = (DATA / "intake-complaint-ektp.eml").read_bytes()
+
+    outcomes = [_receive(app, raw)[0], _receive(app, raw)[0]]
+
+    assert outcomes == [Outcome.TICKET, Outcome.DUPLICATE]
+
+
+def test_import_reads_eml_maildir_and_mbox_in_order(tmp_path: Path) -> None:
+    names = ["intake-complaint-ektp.eml", "intake-complaint-noise.eml"]
+    maildir = mailbox.Maildir(tmp_path / "md")
+    for name in names:
+        maildir.add((DATA / name).read_bytes())
+    box = mailbox.mbox(tmp_path / "box.mbox")
+    for name in names:
+        box.add((DATA / name).read_bytes())
+    box.close()
+
+    found = list(
+        read_messages([DATA / names[0], tmp_path / "md", tmp_path / "box.mbox"])
+    )
+
+    subjects = [m.raw.split(b"Subject: ")[1].split(b"\n")[0] for m in found]
+    assert [m.source.split(":")[0] for m in found] == [
+        "file",
+        "maildir",
+        "maildir",
+        "mbox",
+        "mbox",
+    ]
+    assert sorted(subjects[1:3]) == [
+        b"Karaoke sampai tengah malam",
+        b"e-KTP belum jadi tiga bulan",
+    ]
+    assert subjects[3:] == [
+        b"e-KTP belum jadi tiga bulan",
+        b"Karaoke sampai tengah malam",
+    ]
+
+
+def test_info_logs_carry_no_citizen_address_subject_or_body(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = (DATA / "intake-complaint-street-light.eml").read_bytes()
+
+    with caplog.at_level(logging.INFO):
+        _receive(app, raw)
+
+    text = "\n".join(
+        r.getMessage() for r in caplog.records if r.levelno >= logging.INFO
+    )
+    assert "ticket PRG-2026-000001-5: created, routed to ekbang" in text
+    for private in ("budi.santoso", "Lampu PJU", "Pasar Porong", "3515010101900001"):
+        assert private not in text
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        ("Re: [PRG-2026-000001-5] Jalan berlubang", "Jalan berlubang"),
+        ("Bls: RE: Fwd: Lampu mati", "Lampu mati"),
+        ("TR: PRG-2026-000001-5 lampu", "lampu"),
+        ("Re: [PRG-2026-000001-4] salah digit", "[PRG-2026-000001-4] salah digit"),
+        ("Resepsi pernikahan berisik", "Resepsi pernikahan berisik"),
+    ],
+)
+def test_base_subject_drops_prefixes_and_our_references(
+    subject: str, expected: str
+) -> None:
+    assert base_subject(subject, "PRG") == expected
