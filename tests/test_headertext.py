@@ -1,0 +1,102 @@
+"""Tests of header text decoding, through parse_message: RFC 2047, 2231, charsets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mailbot.parsing import Attachment, ParsedMail, parse_message
+
+DATA = Path(__file__).resolve().parent / "data"
+NOW = datetime(2026, 1, 10, 8, 0, tzinfo=UTC)
+
+
+def parse_fixture(scenario: str) -> ParsedMail:
+    return parse_message((DATA / f"parsing-{scenario}.eml").read_bytes(), now=NOW)
+
+
+# Gap 1: folded headers keep their CRLF in mail-parser.
+
+
+def test_folded_subject_message_id_and_attachment_name_are_one_line() -> None:
+    mail = parse_fixture("folded-headers")
+
+    assert mail.subject == (
+        "Keluhan jalan rusak di Desa Kebonagung yang sudah lama tidak diperbaiki"
+    )
+    assert mail.message_id == "folded-1@example.com"
+    assert mail.attachments == (
+        Attachment(
+            "foto jalan rusak Kebonagung.jpg",
+            "image/jpeg",
+            b"\xff\xd8\xff\xe0 JPEG",
+            False,
+        ),
+    )
+    assert mail.text == "Foto terlampir."
+    assert mail.defects == ()
+
+
+# Gap 2: encoded words, RFC 2231, raw 8-bit next to an encoded word.
+
+
+def test_encoded_words_split_character_and_raw_8bit_neighbour() -> None:
+    mail = parse_fixture("encoded-words")
+
+    assert mail.subject == "Caf\u00e9 Jalan berlubang \u00b1 2 m\u00b2 di Kebonagung"
+    assert mail.sender_name == "Andr\u00e9 \U0001f64f Wijaya"
+    assert mail.sender_address == "andre.wijaya@example.com"
+    assert mail.defects == ()
+
+
+def test_rfc2231_and_rfc2047_attachment_names() -> None:
+    mail = parse_fixture("encoded-words")
+
+    assert [(a.filename, a.content_type, a.payload) for a in mail.attachments] == [
+        ("surat pengantar RT\u2013RW.pdf", "application/pdf", b"%PDF-1.4 a"),
+        ("denah lokasi \u00b1 50m.png", "image/png", b"\x89PNG b"),
+    ]
+
+
+# Gap 5: header bytes that do not fit their charset label.
+
+
+def test_ks_c_5601_is_read_as_cp949() -> None:
+    mail = parse_fixture("ks-c-5601-subject")
+
+    assert mail.subject == "Keluhan \ub620\ubc29\uac01\ud558 warga"
+    assert mail.text == "Isi: \ub620\ubc29\uac01\ud558"
+    assert mail.defects == ()
+
+
+def test_undecodable_utf8_is_read_as_windows_1252() -> None:
+    mail = parse_fixture("bad-utf8-subject")
+
+    assert mail.subject == "Caf\u00e9 dekat balai desa rusak"
+    assert mail.text == "Warung caf\u00e9 \u201cramai\u201d sampai malam."
+    assert mail.defects == (
+        "part 1: bytes do not fit utf-8; read as windows-1252",
+        "subject: bytes do not fit utf-8; read as windows-1252",
+    )
+
+
+def test_unknown_charset_label_falls_back_to_utf8() -> None:
+    mail = parse_fixture("unknown-charset")
+
+    assert mail.subject == "Jalan \u00b1 rusak"
+    assert mail.text == "Isi pengaduan."
+    assert mail.defects == (
+        "unknown charset 'x-porong-unknown' in part 1",
+        "unknown charset 'x-porong-unknown' in subject",
+    )
+
+
+def test_raw_8bit_headers_in_utf8_and_latin1() -> None:
+    mail = parse_fixture("raw-8bit-headers")
+
+    assert mail.subject == "Keluhan warga Kedungboto \u00b1 20 KK tanpa air"
+    assert mail.sender_name == "Jos\u00e9 Mar\u00eda"
+    assert mail.sender_address == "jose@example.com"
+    assert mail.defects == (
+        "sender name: bytes do not fit utf-8; read as windows-1252",
+    )
