@@ -23,6 +23,7 @@ from mailbot.importing import count_messages, read_messages
 from mailbot.intake import Origin, Outcome
 from mailbot.models import OutboxStatus, TicketStatus
 from mailbot.outbox import deliver_due, retry
+from mailbot.parsing import quiet_library_logging
 from mailbot.polling import PollReport
 from mailbot.references import parse_reference
 from mailbot.routing import Router
@@ -84,6 +85,7 @@ def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    quiet_library_logging()
     ctx.obj = Context(config)
 
 
