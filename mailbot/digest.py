@@ -70,7 +70,7 @@ class Undelivered:
 
     reference: str
     complainant_name: str
-    failed_at: datetime
+    queued_at: datetime
     reason: str
 
 
@@ -292,13 +292,12 @@ def _accounts(
     session: Session, settings: Settings, start: datetime, end: datetime
 ) -> tuple[AccountHealth, ...]:
     states = {state.account: state for state in session.scalars(select(MailboxState))}
-    failures = dict(
-        session.execute(
-            select(MailboxIncident.account, func.count(MailboxIncident.id))
-            .where(MailboxIncident.opened_at >= start, MailboxIncident.opened_at < end)
-            .group_by(MailboxIncident.account)
-        ).tuples()
+    opened = session.execute(
+        select(MailboxIncident.account, func.count(MailboxIncident.id))
+        .where(MailboxIncident.opened_at >= start, MailboxIncident.opened_at < end)
+        .group_by(MailboxIncident.account)
     )
+    failures = {name: int(count) for name, count in opened}
     still_open = set(
         session.scalars(
             select(MailboxIncident.account).where(MailboxIncident.closed_at.is_(None))
