@@ -74,8 +74,14 @@ class Service:
             ("sla", settings.sla.sweep_interval_seconds, self.sweep),
             ("health", settings.health.check_interval_seconds, self.check_health),
         ]
-        if settings.digest.enabled:
-            jobs.append(("digest", DIGEST_CHECK_SECONDS, self.digest_if_due))
+        if not settings.digest.enabled:
+            return jobs
+        try:
+            recipients(settings)
+        except ConfigError as exc:
+            log.warning("digest: not scheduled: %s", exc)
+            return jobs
+        jobs.append(("digest", DIGEST_CHECK_SECONDS, self.digest_if_due))
         return jobs
 
     def poll(self) -> None:
