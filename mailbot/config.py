@@ -230,7 +230,8 @@ class DigestConfig(_Section):
     time: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "07:00"
     # Empty: every [[staff]] with role = "camat".
     to: tuple[str, ...] = ()
-    overdue_rows: Annotated[int, Field(gt=0, le=1000)] = 100
+    # Gmail clips a message past about 100 KB: list this many, count the rest.
+    overdue_rows: Annotated[int, Field(gt=0, le=1000)] = 40
 
 
 class HealthConfig(_Section):

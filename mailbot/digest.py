@@ -120,6 +120,7 @@ class Digest:
     figures: DayFigures
     backlog: Backlog
     undelivered: tuple[Undelivered, ...]
+    undelivered_total: int
     accounts: tuple[AccountHealth, ...]
 
 
@@ -151,7 +152,8 @@ def compute_digest(
         generated_at=now,
         figures=_day_figures(session, start, end),
         backlog=_backlog(session, settings, now),
-        undelivered=_undelivered(session),
+        undelivered=_undelivered(session, settings.digest.overdue_rows),
+        undelivered_total=_count(session, select(func.count()).where(_FAILED_ACK)),
         accounts=_accounts(session, settings, start, end),
     )
 
@@ -270,7 +272,12 @@ def _overdue(session: Session, now: datetime, limit: int) -> tuple[OverdueTicket
     )
 
 
-def _undelivered(session: Session) -> tuple[Undelivered, ...]:
+_FAILED_ACK = and_(
+    OutboxItem.status == OutboxStatus.FAILED, OutboxItem.kind == "acknowledgement"
+)
+
+
+def _undelivered(session: Session, limit: int) -> tuple[Undelivered, ...]:
     rows = session.execute(
         select(
             Ticket.reference,
@@ -279,11 +286,9 @@ def _undelivered(session: Session) -> tuple[Undelivered, ...]:
             OutboxItem.last_reply,
         )
         .join(Ticket, Ticket.id == OutboxItem.ticket_id)
-        .where(
-            OutboxItem.status == OutboxStatus.FAILED,
-            OutboxItem.kind == "acknowledgement",
-        )
+        .where(_FAILED_ACK)
         .order_by(OutboxItem.created_at, OutboxItem.id)
+        .limit(limit)
     )
     return tuple(Undelivered(*row) for row in rows)
 

@@ -51,6 +51,7 @@ def digest_fields(digest: Digest, settings: Settings) -> dict[str, Any]:
         "overdue": [_overdue(row, settings) for row in backlog.overdue_tickets],
         "overdue_more": backlog.overdue - len(backlog.overdue_tickets),
         "undelivered": [row.__dict__ for row in digest.undelivered],
+        "undelivered_more": digest.undelivered_total - len(digest.undelivered),
         "accounts": [row.__dict__ for row in digest.accounts],
     }
 

@@ -105,6 +105,7 @@ def test_undelivered_acknowledgements_and_mailbox_health(app: App) -> None:
             "550 5.1.1 mailbox unavailable",
         ),
     )
+    assert digest.undelivered_total == 1
     assert digest.accounts == (
         AccountHealth("dinas", "porong@sidoarjokab.go.id", wib(3, 6, 59), "", 0, False),
         AccountHealth(
