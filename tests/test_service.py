@@ -9,7 +9,15 @@ import sys
 from pathlib import Path
 
 from clirun import SIGNING_KEY, mailbot, write_config
-from servers import wait_until
+from digest_scenario import build
+from seeding import CHAIN_STAFF_TOML, make_settings
+from servers import LOOPBACK, DovecotServer, ImapUser, SmtpSink, wait_until
+
+from mailbot.app import App
+from mailbot.config import SmtpConfig
+from mailbot.service import Service
+
+DATA = Path(__file__).parent / "data"
 
 
 def start_run(config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -52,3 +60,48 @@ def test_a_second_run_is_refused_and_sigterm_stops_the_first(tmp_path: Path) -> 
     assert "running 5 jobs: poll, send, sla, health, digest" in output
     assert "signal 15 received: stopping after the job in hand" in output
     assert output.rstrip().endswith("mailbot.scheduler: stopped")
+
+
+def test_a_poll_that_brings_a_complaint_sends_the_acknowledgement_at_once(
+    tmp_path: Path, dovecot: DovecotServer, imap_user: ImapUser, smtp_sink: SmtpSink
+) -> None:
+    settings = make_settings(tmp_path).model_copy(
+        update={
+            "accounts": (dovecot.account(imap_user, address="porong@x.go.id"),),
+            "smtp": SmtpConfig(host=LOOPBACK, port=smtp_sink.port, security="none"),
+        }
+    )
+    app = App.build(settings)
+    service = Service(app, app.transport())
+    dovecot.append(imap_user, (DATA / "intake-complaint-street-light.eml").read_bytes())
+
+    try:
+        service.poll()
+    finally:
+        service.transport.close()
+
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == [
+        "budi.santoso@example.com",
+        "ekbang.porong@example.go.id",
+    ]
+
+
+def test_digest_send_delivers_once_per_day(tmp_path: Path) -> None:
+    build(tmp_path / "data")
+    config = tmp_path / "mailbot.toml"
+    config.write_text(
+        f'[storage]\ndata_dir = "{tmp_path / "data"}"\n{CHAIN_STAFF_TOML}',
+        encoding="utf-8",
+    )
+
+    first = mailbot(config, "digest", "--date", "2026-12-02", "--send")
+    again = mailbot(config, "digest", "--date", "2026-12-02", "--send", check=False)
+
+    assert first.stdout == "digest of 2026-12-02: 1 queued, 1 sent\n"
+    assert again.returncode == 1
+    assert again.stderr == (
+        "error: digest of 2026-12-02: already queued or no recipients\n"
+    )
+    sent = list((tmp_path / "data" / "outbox").glob("*.eml"))
+    assert len(sent) == 1
+    assert "To: camat@porong.example.go.id" in sent[0].read_text("utf-8")
