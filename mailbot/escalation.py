@@ -11,11 +11,12 @@ so a rerun of the sweep sends nothing twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from mailbot.compose import Letter
@@ -70,7 +71,7 @@ class SlaWatch:
     def sweep(self, now: datetime) -> SweepReport:
         """Take every open ticket one step further if its time has come."""
         reminded = escalated = 0
-        for ticket_id in self._candidates():
+        for ticket_id in self._candidates(now):
             with self.sessions.begin() as session:
                 ticket = session.get(Ticket, ticket_id, with_for_update=True)
                 if ticket is None or ticket.status not in OPEN_STATES:
@@ -81,17 +82,22 @@ class SlaWatch:
         log.info("sla sweep: %d reminded, %d escalated", reminded, escalated)
         return SweepReport(reminded, escalated)
 
-    def _candidates(self) -> list[int]:
+    def _candidates(self, now: datetime) -> list[int]:
+        # Past due: escalation candidates; before due: reminder candidates. A
+        # ticket at the end of the chain, or reminded and not yet due, is skipped.
+        escalating = and_(
+            Ticket.escalation_step < len(self.delays), Ticket.due_at <= now
+        )
+        to_remind = and_(
+            Ticket.reminded_at.is_(None),
+            Ticket.escalation_step == 0,
+            Ticket.due_at > now,
+        )
         with self.sessions() as session:
             query = (
                 select(Ticket.id)
                 .where(Ticket.status.in_(OPEN_STATES))
-                .where(
-                    or_(
-                        Ticket.reminded_at.is_(None),
-                        Ticket.escalation_step < len(self.delays),
-                    )
-                )
+                .where(or_(escalating, to_remind))
                 .order_by(Ticket.due_at)
             )
             return list(session.scalars(query))
@@ -153,7 +159,7 @@ class SlaWatch:
         session: Session,
         ticket: Ticket,
         letter: Letter,
-        recipients: tuple[str, ...] | list[str],
+        recipients: Sequence[str],
         now: datetime,
     ) -> None:
         prefix = self.settings.office.reference_prefix

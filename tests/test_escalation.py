@@ -162,3 +162,15 @@ def test_the_escalation_letter_names_the_ticket_and_masks_the_subject(
     assert "351501******8901" in text
     assert "3515012345678901" not in text
     assert "terlambat 2 jam" in text
+
+
+def test_answering_stamps_the_time_the_digest_counts(app: App) -> None:
+    ticket_id = open_one(app)
+    answered = RECEIVED + timedelta(hours=5)
+
+    with app.sessions.begin() as session:
+        found = session.get(Ticket, ticket_id)
+        assert found is not None
+        change_status(session, found, TicketStatus.ANSWERED, at=answered)
+
+    assert ticket(app, ticket_id).answered_at == answered
