@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 Job = tuple[str, float, Callable[[], object]]
 # The digest job looks at the clock this often; it sends once the day's time
-# has passed, so a service started late still sends that day's digest.
+# has passed, so a service started late still sends that day's digest. (The
+# time-zone form of schedule's .at() would also pull in pytz.)
 DIGEST_CHECK_SECONDS = 60.0
 _MAIL_OUTCOMES = ("ticket", "follow_up", "staff")
 
