@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from clirun import SIGNING_KEY, mailbot, write_config
 from digest_scenario import build
 from seeding import CHAIN_STAFF_TOML, make_settings
@@ -15,6 +16,8 @@ from servers import LOOPBACK, DovecotServer, ImapUser, SmtpSink, wait_until
 
 from mailbot.app import App
 from mailbot.config import SmtpConfig
+from mailbot.errors import OperationalError
+from mailbot.scheduler import guarded
 from mailbot.service import Service
 
 DATA = Path(__file__).parent / "data"
@@ -105,3 +108,22 @@ def test_digest_send_delivers_once_per_day(tmp_path: Path) -> None:
     sent = list((tmp_path / "data" / "outbox").glob("*.eml"))
     assert len(sent) == 1
     assert "To: camat@porong.example.go.id" in sent[0].read_text("utf-8")
+
+
+def test_a_failing_job_is_logged_and_the_loop_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    turns: list[int] = []
+
+    def failing() -> None:
+        turns.append(len(turns))
+        raise OperationalError("the database is locked")
+
+    job = guarded("sla", failing)
+    job()
+    job()
+
+    assert turns == [0, 1]
+    assert [r.getMessage() for r in caplog.records] == [
+        "job sla failed; it runs again on its next turn"
+    ] * 2
