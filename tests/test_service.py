@@ -6,12 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from clirun import SIGNING_KEY, mailbot, write_config
 from digest_scenario import build
-from seeding import CHAIN_STAFF_TOML, make_settings
+from seeding import CHAIN_STAFF_TOML, add_ticket, make_settings
 from servers import LOOPBACK, DovecotServer, ImapUser, SmtpSink, wait_until
 
 from mailbot.app import App
@@ -127,3 +128,25 @@ def test_a_failing_job_is_logged_and_the_loop_goes_on(
     assert [r.getMessage() for r in caplog.records] == [
         "job sla failed; it runs again on its next turn"
     ] * 2
+
+
+def test_sweep_from_the_command_line_takes_each_step_once(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    app = App.build(settings)
+    now = datetime.now(UTC)
+    with app.sessions.begin() as session:
+        add_ticket(session, settings, now - timedelta(hours=19))
+        add_ticket(session, settings, now - timedelta(hours=25))
+    config = tmp_path / "mailbot.toml"
+    config.write_text(
+        f'[storage]\ndata_dir = "{tmp_path / "data"}"\n{CHAIN_STAFF_TOML}',
+        encoding="utf-8",
+    )
+
+    first = mailbot(config, "sweep").stdout
+    again = mailbot(config, "sweep").stdout
+
+    assert (first, again) == (
+        "reminded 1, escalated 1\n",
+        "reminded 0, escalated 0\n",
+    )
