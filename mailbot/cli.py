@@ -9,25 +9,30 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import select
 
 from mailbot import db
 from mailbot.app import App
 from mailbot.config import Settings, SmtpConfig, load_settings
+from mailbot.digest import compute_digest, yesterday
+from mailbot.digest_mail import render_digest
 from mailbot.errors import ConfigError, MailbotError
+from mailbot.health import check_connections
 from mailbot.importing import count_messages, read_messages
 from mailbot.intake import Origin, Outcome
-from mailbot.models import OutboxStatus, TicketStatus
+from mailbot.models import MailboxState, OutboxStatus, TicketStatus
 from mailbot.outbox import deliver_due, retry
 from mailbot.parsing import quiet_library_logging
 from mailbot.polling import PollReport
 from mailbot.references import parse_reference
 from mailbot.routing import Router
 from mailbot.scheduler import StopFlag, run_forever, single_instance
+from mailbot.service import Service, queue_daily_digest, sla_watch
 from mailbot.views import list_outbox, list_quarantine, list_tickets, show_ticket
 
 log = logging.getLogger(__name__)
@@ -90,8 +95,11 @@ def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
 
 
 @cli.command()
+@click.option(
+    "--connect", is_flag=True, help="Also log into every account and SMTP server."
+)
 @pass_context
-def check(context: Context) -> None:
+def check(context: Context, connect: bool) -> None:
     """Validate the configuration and print what it sets up."""
     settings = context.settings
     click.echo(f"configuration: {settings.source}: valid")
@@ -101,6 +109,8 @@ def check(context: Context) -> None:
     outbox = f"{smtp.host}:{smtp.port} ({smtp.security})" if smtp else "file outbox"
     click.echo(f"outgoing mail: {outbox}")
     click.echo(f"units: {', '.join(u.code for u in settings.units)}")
+    if connect:
+        _check_connections(context.app)
 
 
 @cli.command()
@@ -172,27 +182,13 @@ def _smtp_policy(app: App) -> SmtpConfig:
 @cli.command()
 @pass_context
 def run(context: Context) -> None:
-    """Poll and send on a schedule until SIGTERM or SIGINT."""
+    """Poll, send, sweep, watch and digest on a schedule until SIGTERM or SIGINT."""
     _service_logging()
-    app = context.app
-    poller = app.poller()
-    transport = app.transport()
-    intake = app.settings.intake
-    jobs: list[tuple[str, float, Callable[[], object]]] = [
-        (
-            "poll",
-            intake.poll_interval_seconds,
-            lambda: poller.poll_all(app.settings.accounts),
-        ),
-        (
-            "send",
-            intake.send_interval_seconds,
-            lambda: deliver_due(app.sessions, transport, _smtp_policy(app), app.clock),
-        ),
-    ]
-    with single_instance(app.settings.storage.data_dir):
+    with single_instance(context.settings.storage.data_dir):
+        app = context.app
+        transport = app.transport()
         try:
-            run_forever(jobs, StopFlag())
+            run_forever(Service(app, transport).jobs(), StopFlag())
         finally:
             transport.close()
 
@@ -404,6 +400,68 @@ def demo(context: Context, inbox: Path) -> None:
                 else "(no acknowledgement)"
             )
             click.echo(f"{row['reference']}  {row['unit']:<12} {where}")
+
+
+def _check_connections(app: App) -> None:
+    with app.sessions() as session:
+        states = session.execute(
+            select(
+                MailboxState.account, MailboxState.uidvalidity, MailboxState.last_uid
+            )
+        )
+        last_uids = {name: (validity, uid) for name, validity, uid in states}
+    checks = check_connections(app.settings, app.open_mailbox, last_uids)
+    for item in checks:
+        click.echo(f"{item.name}: {'ok' if item.ok else 'FAILED'}: {item.detail}")
+    if not all(item.ok for item in checks):
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.option(
+    "--date",
+    "day",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The day reported on (default: yesterday in the office's time zone).",
+)
+@click.option("--print", "to_print", is_flag=True, help="Print the text part.")
+@click.option("--html", is_flag=True, help="With --print: print the HTML part.")
+@click.option("--send", "to_send", is_flag=True, help="Queue it and send it now.")
+@pass_context
+def digest(
+    context: Context, day: datetime | None, to_print: bool, html: bool, to_send: bool
+) -> None:
+    """The Camat's daily digest, printed or sent."""
+    if to_print == to_send:
+        raise click.UsageError("give exactly one of --print and --send")
+    app = context.app
+    now = app.clock.now()
+    report_day = day.date() if day else yesterday(now, app.settings.office.timezone)
+    if to_print:
+        with app.sessions() as session:
+            computed = compute_digest(session, app.settings, report_day, now)
+        rendered = render_digest(app.renderer, computed, app.settings)
+        click.echo(rendered.html if html else rendered.text, nl=False)
+        return
+
+    queued = queue_daily_digest(app, report_day, now)
+    if not queued:
+        raise MailbotError(f"digest of {report_day}: already queued or no recipients")
+    transport = app.transport()
+    try:
+        report = deliver_due(app.sessions, transport, _smtp_policy(app), app.clock)
+    finally:
+        transport.close()
+    click.echo(f"digest of {report_day}: {queued} queued, {report.sent} sent")
+
+
+@cli.command()
+@pass_context
+def sweep(context: Context) -> None:
+    """Run the SLA sweep once: reminders and escalations that are due."""
+    app = context.app
+    report = sla_watch(app).sweep(app.clock.now())
+    click.echo(f"reminded {report.reminded}, escalated {report.escalated}")
 
 
 def main() -> None:

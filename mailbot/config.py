@@ -178,6 +178,70 @@ class IntakeConfig(_Section):
     max_attachment_bytes: Annotated[int, Field(gt=0)] = 25 * 1024 * 1024
 
 
+_HOURS = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
+
+
+class OfficeHoursConfig(_Section):
+    """Opening hours per weekday as ``"07:30-16:00"``; a missing day is closed."""
+
+    mon: Annotated[str | None, Field(pattern=_HOURS)] = "07:30-16:00"
+    tue: Annotated[str | None, Field(pattern=_HOURS)] = "07:30-16:00"
+    wed: Annotated[str | None, Field(pattern=_HOURS)] = "07:30-16:00"
+    thu: Annotated[str | None, Field(pattern=_HOURS)] = "07:30-16:00"
+    fri: Annotated[str | None, Field(pattern=_HOURS)] = "07:30-14:30"
+    sat: Annotated[str | None, Field(pattern=_HOURS)] = None
+    sun: Annotated[str | None, Field(pattern=_HOURS)] = None
+
+    @model_validator(mode="after")
+    def _opens_before_closing(self) -> OfficeHoursConfig:
+        for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):
+            hours = getattr(self, day)
+            if hours is not None and hours[:5] >= hours[6:]:
+                raise ValueError(f"{day}: {hours!r} closes before it opens")
+        return self
+
+
+class SlaConfig(_Section):
+    """The response promise: how due times run, reminders and escalation."""
+
+    mode: Literal["calendar", "working_hours"] = "calendar"
+    reminder_share: Annotated[float, Field(gt=0, lt=1)] = 0.75
+    # Hours after the due time at which the ticket goes to the Kasubag Umum,
+    # the Sekcam and the Camat; fewer entries stop the chain earlier.
+    escalation_delays_hours: Annotated[
+        tuple[Annotated[float, Field(ge=0)], ...], Field(max_length=3)
+    ] = (0.0, 4.0, 8.0)
+    office_hours: OfficeHoursConfig = OfficeHoursConfig()
+    public_holidays: bool = True
+    holiday_country: str = "ID"
+    sweep_interval_seconds: Annotated[float, Field(gt=0)] = 300.0
+
+    @field_validator("escalation_delays_hours")
+    @classmethod
+    def _ascending(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if list(value) != sorted(value):
+            raise ValueError("delays must not decrease along the chain")
+        return value
+
+
+class DigestConfig(_Section):
+    """The Camat's daily digest."""
+
+    enabled: bool = True
+    time: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "07:00"
+    # Empty: every [[staff]] with role = "camat".
+    to: tuple[str, ...] = ()
+    # Gmail clips a message past about 100 KB: list this many, count the rest.
+    overdue_rows: Annotated[int, Field(gt=0, le=1000)] = 40
+
+
+class HealthConfig(_Section):
+    """The mailbox health watch."""
+
+    stale_minutes: Annotated[float, Field(gt=0)] = 30.0
+    check_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
+
+
 class Settings(_Section):
     office: OfficeConfig = OfficeConfig()
     storage: StorageConfig = StorageConfig()
@@ -186,6 +250,9 @@ class Settings(_Section):
     smtp: SmtpConfig | None = None
     units: tuple[UnitConfig, ...] = ()
     staff: tuple[StaffConfig, ...] = ()
+    sla: SlaConfig = SlaConfig()
+    digest: DigestConfig = DigestConfig()
+    health: HealthConfig = HealthConfig()
     source: str = Field(default="<embedded defaults>", exclude=True)
 
     @model_validator(mode="after")
@@ -210,6 +277,10 @@ class Settings(_Section):
     def fallback_unit(self) -> UnitConfig:
         """The desk that takes whatever no keyword claims."""
         return next(u for u in self.units if u.fallback)
+
+    def staff_with_role(self, role: Role) -> tuple[str, ...]:
+        """The addresses of the staff who hold this role."""
+        return tuple(s.email for s in self.staff if s.role == role)
 
     def account(self, name: str) -> AccountConfig:
         """The account with this name."""

@@ -205,6 +205,7 @@ class Intake:
             prefix=office.reference_prefix,
             response_hours=office.response_hours,
             timezone=office.timezone,
+            sla=self.settings.sla,
         )
         self._keep(session, ticket, inbound, received, "complaint")
         self.letters.acknowledge(session, ticket, received, now)

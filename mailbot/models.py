@@ -119,6 +119,10 @@ class Ticket(Base):
     due_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The 1x24-hour watch: when the unit was reminded, and how far up the chain
+    # (1 Kasubag Umum, 2 Sekcam, 3 Camat) the ticket has gone.
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    escalation_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="ticket", order_by="Message.id"
@@ -218,6 +222,19 @@ class MailboxState(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str] = mapped_column(Text, default="")
     last_error_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class MailboxIncident(Base):
+    """A spell in which an account could not be polled; open while closed_at is None."""
+
+    __tablename__ = "mailbox_incidents"
+    __table_args__ = (Index("ix_mailbox_incidents_open", "account", "closed_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
 
 
 class Lease(Base):

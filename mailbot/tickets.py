@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from mailbot.config import SlaConfig
 from mailbot.models import Direction, Event, Message, Ticket, TicketStatus
 from mailbot.references import Reference, allocate
+from mailbot.sla import due_time
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ def open_ticket(
     prefix: str,
     response_hours: int,
     timezone: str,
+    sla: SlaConfig | None = None,
 ) -> Ticket:
     """Create a ticket with the next reference of its year in the office's zone."""
     year = new.received_at.astimezone(ZoneInfo(timezone)).year
@@ -59,7 +62,7 @@ def open_ticket(
         inbox_address=new.inbox_address,
         identity_provided=new.identity_provided,
         received_at=new.received_at,
-        due_at=new.received_at + timedelta(hours=response_hours),
+        due_at=due_time(new.received_at, response_hours, sla or SlaConfig(), timezone),
         updated_at=new.received_at,
     )
     session.add(ticket)
@@ -102,6 +105,8 @@ def change_status(
         return
     old = ticket.status
     ticket.status = status
+    if status == TicketStatus.ANSWERED and ticket.answered_at is None:
+        ticket.answered_at = at
     record_event(session, ticket, "status", f"{old} -> {status}", at=at, actor=actor)
     log.info("ticket %s: status %s -> %s by %s", ticket.reference, old, status, actor)
 

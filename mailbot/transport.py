@@ -76,6 +76,11 @@ class SmtpTransport:
             self.close()
             raise DeliveryError(f"connection lost: {exc}", permanent=False) from exc
 
+    def verify(self) -> None:
+        """Connect, greet and log in as a delivery would, then hang up."""
+        self._connected()
+        self.close()
+
     def close(self) -> None:
         """QUIT, or just drop a connection that is already gone."""
         connection, self._connection = self._connection, None

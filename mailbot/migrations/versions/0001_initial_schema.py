@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-03 13:44:54.477085
+Create Date: 2026-12-03 13:59:34.582694
 """
 
 from collections.abc import Sequence
@@ -25,6 +25,20 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
+    op.create_table(
+        "mailbox_incidents",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account", sa.String(length=64), nullable=False),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("mailbox_incidents", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_mailbox_incidents_open", ["account", "closed_at"], unique=False
+        )
+
     op.create_table(
         "mailbox_state",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -73,6 +87,8 @@ def upgrade() -> None:
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reminded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("escalation_step", sa.Integer(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("reference"),
     )
@@ -259,4 +275,8 @@ def downgrade() -> None:
     op.drop_table("tickets")
     op.drop_table("reference_counters")
     op.drop_table("mailbox_state")
+    with op.batch_alter_table("mailbox_incidents", schema=None) as batch_op:
+        batch_op.drop_index("ix_mailbox_incidents_open")
+
+    op.drop_table("mailbox_incidents")
     op.drop_table("leases")

@@ -1,0 +1,199 @@
+"""The SLA sweep: reminders to the unit and escalation up the chain.
+
+Run on a schedule. Reads open tickets; for each, in its own transaction, writes
+at most one step: a reminder to the unit once ``reminder_share`` of the time is
+gone, then after the due time one escalation step per configured delay, to the
+Kasubag Umum, the Sekcam and the Camat in turn. Each step is recorded on the
+ticket (a column and an Event) in the same transaction that queues its letters,
+so a rerun of the sweep sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from mailbot.compose import Letter
+from mailbot.config import Role, Settings
+from mailbot.db import SessionFactory
+from mailbot.identity import mask
+from mailbot.models import Ticket, TicketStatus
+from mailbot.outbox import Sender, queue
+from mailbot.references import parse_reference
+from mailbot.rendering import Renderer
+from mailbot.signing import Signer
+from mailbot.sla import reminder_time
+from mailbot.tickets import record_event
+
+log = logging.getLogger(__name__)
+
+OPEN_STATES = (TicketStatus.RECEIVED, TicketStatus.IN_PROGRESS)
+CHAIN: tuple[Role, ...] = ("kasubag_umum", "sekcam", "camat")
+CHAIN_TITLES = {
+    "kasubag_umum": "Kasubag Umum dan Kepegawaian",
+    "sekcam": "Sekretaris Camat",
+    "camat": "Camat",
+}
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What one sweep did."""
+
+    reminded: int
+    escalated: int
+
+
+class SlaWatch:
+    """Reminds units and escalates overdue tickets along the chain."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: SessionFactory,
+        signer: Signer,
+        renderer: Renderer,
+        sender: Sender,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.signer = signer
+        self.renderer = renderer
+        self.sender = sender
+        self.delays = settings.sla.escalation_delays_hours[: len(CHAIN)]
+
+    def sweep(self, now: datetime) -> SweepReport:
+        """Take every open ticket one step further if its time has come."""
+        reminded = escalated = 0
+        for ticket_id in self._candidates(now):
+            with self.sessions.begin() as session:
+                ticket = session.get(Ticket, ticket_id, with_for_update=True)
+                if ticket is None or ticket.status not in OPEN_STATES:
+                    continue
+                action = self._advance(session, ticket, now)
+            reminded += action == "reminder"
+            escalated += action == "escalation"
+        log.info("sla sweep: %d reminded, %d escalated", reminded, escalated)
+        return SweepReport(reminded, escalated)
+
+    def _candidates(self, now: datetime) -> list[int]:
+        # Past due: escalation candidates; before due: reminder candidates. A
+        # ticket at the end of the chain, or reminded and not yet due, is skipped.
+        escalating = and_(
+            Ticket.escalation_step < len(self.delays), Ticket.due_at <= now
+        )
+        to_remind = and_(
+            Ticket.reminded_at.is_(None),
+            Ticket.escalation_step == 0,
+            Ticket.due_at > now,
+        )
+        with self.sessions() as session:
+            query = (
+                select(Ticket.id)
+                .where(Ticket.status.in_(OPEN_STATES))
+                .where(or_(escalating, to_remind))
+                .order_by(Ticket.due_at)
+            )
+            return list(session.scalars(query))
+
+    def _advance(self, session: Session, ticket: Ticket, now: datetime) -> str | None:
+        step = ticket.escalation_step
+        escalate_at = None
+        if step < len(self.delays):
+            escalate_at = ticket.due_at + timedelta(hours=self.delays[step])
+        if escalate_at is not None and now >= escalate_at:
+            self._escalate(session, ticket, step + 1, now)
+            return "escalation"
+
+        # Past the due time a reminder is too late: escalation has taken over.
+        share = self.settings.sla.reminder_share
+        remind_at = reminder_time(ticket.received_at, ticket.due_at, share)
+        unreminded = ticket.reminded_at is None and step == 0
+        if unreminded and remind_at <= now < ticket.due_at:
+            self._remind(session, ticket, now)
+            return "reminder"
+        return None
+
+    def _remind(self, session: Session, ticket: Ticket, now: datetime) -> None:
+        unit = self.settings.unit(ticket.unit_code)
+        staff = [s.email for s in self.settings.staff if s.unit == unit.code]
+        recipients = _unique([*unit.emails, *staff])
+        fields = self._fields(ticket, now)
+        body = self.renderer.render("staff/reminder", fields)
+        subject = f"[{ticket.reference}] Pengingat batas tanggapan: {fields['subject']}"
+        letter = Letter("sla_reminder", (), subject, body, ticket.inbox_address)
+        self._send(session, ticket, letter, recipients, now)
+
+        ticket.reminded_at = now
+        detail = f"unit {unit.code}: {len(recipients)} recipients"
+        record_event(session, ticket, "reminder", detail, at=now)
+        log.info("ticket %s: reminder sent to unit %s", ticket.reference, unit.code)
+
+    def _escalate(
+        self, session: Session, ticket: Ticket, step: int, now: datetime
+    ) -> None:
+        role = CHAIN[step - 1]
+        recipients = self.settings.staff_with_role(role)
+        fields = self._fields(ticket, now)
+        fields.update(step=step, role_title=CHAIN_TITLES[role])
+        body = self.renderer.render("staff/escalation", fields)
+        subject = f"[{ticket.reference}] Eskalasi ke {CHAIN_TITLES[role]}: lewat batas"
+        letter = Letter("sla_escalation", (), subject, body, ticket.inbox_address)
+        self._send(session, ticket, letter, recipients, now)
+
+        ticket.escalation_step = step
+        detail = f"step {step}: {role}, {len(recipients)} recipients"
+        record_event(session, ticket, "escalation", detail, at=now)
+        if not recipients:
+            log.warning("ticket %s: no [[staff]] with role %s", ticket.reference, role)
+        log.info("ticket %s: escalated to %s (step %d)", ticket.reference, role, step)
+
+    def _send(
+        self,
+        session: Session,
+        ticket: Ticket,
+        letter: Letter,
+        recipients: Sequence[str],
+        now: datetime,
+    ) -> None:
+        prefix = self.settings.office.reference_prefix
+        reference = parse_reference(ticket.reference, prefix)
+        for address in recipients:
+            queue(
+                session,
+                ticket,
+                replace(letter, to=(address,)),
+                reference=reference,
+                signer=self.signer,
+                sender=self.sender,
+                now=now,
+            )
+
+    def _fields(self, ticket: Ticket, now: datetime) -> dict[str, Any]:
+        office = self.settings.office
+        return {
+            "office": {"name": office.name},
+            "reference": ticket.reference,
+            "subject": mask(ticket.subject),
+            "complainant_name": ticket.complainant_name,
+            "unit_name": self.settings.unit(ticket.unit_code).name,
+            "unit_code": ticket.unit_code,
+            "status": str(ticket.status),
+            "received_at": ticket.received_at,
+            "due_at": ticket.due_at,
+            "now": now,
+            "overdue": now >= ticket.due_at,
+        }
+
+
+def _unique(addresses: list[str]) -> tuple[str, ...]:
+    seen: dict[str, str] = {}
+    for address in addresses:
+        seen.setdefault(address.lower(), address)
+    return tuple(seen.values())

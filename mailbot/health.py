@@ -1,0 +1,225 @@
+"""The mailbox health watch: a silent intake outage is told to people at once.
+
+Reads what polling records per account (``MailboxState``: last success, last
+error). An account whose login or poll fails, or that has not polled
+successfully for ``[health] stale_minutes``, opens an incident
+(``MailboxIncident``) and the operator and the Kasubag Umum get one alert; when
+the account polls again the incident is closed and they get one recovery notice.
+``check_connections`` logs into every account and the SMTP server on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot.compose import Letter
+from mailbot.config import AccountConfig, Settings
+from mailbot.db import SessionFactory
+from mailbot.errors import DeliveryError, MailboxError
+from mailbot.imap import Mailbox
+from mailbot.models import MailboxIncident, MailboxState
+from mailbot.notices import queue_notice
+from mailbot.outbox import Sender
+from mailbot.rendering import Renderer
+from mailbot.transport import SmtpTransport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Accounts whose incident opened or closed in this check."""
+
+    alerted: tuple[str, ...]
+    recovered: tuple[str, ...]
+
+
+def assess(state: MailboxState | None, now: datetime, stale: timedelta) -> str:
+    """Why the account is unwell, or "" when it is fine or not yet polled."""
+    if state is None:
+        return ""
+    if state.last_error:
+        return f"login atau pengambilan email gagal: {state.last_error}"
+    if state.last_success_at is None or now - state.last_success_at > stale:
+        minutes = int(stale.total_seconds() // 60)
+        return f"tidak ada pengambilan email yang berhasil selama {minutes} menit"
+    return ""
+
+
+class HealthWatch:
+    """Opens and closes mailbox incidents and tells the office about them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: SessionFactory,
+        renderer: Renderer,
+        sender: Sender,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.renderer = renderer
+        self.sender = sender
+        self.stale = timedelta(minutes=settings.health.stale_minutes)
+
+    def check(self, now: datetime) -> HealthReport:
+        """Judge every account once; alert or announce recovery on a change."""
+        alerted: list[str] = []
+        recovered: list[str] = []
+        for account in self.settings.accounts:
+            with self.sessions.begin() as session:
+                change = self._check_one(session, account, now)
+            if change == "alert":
+                alerted.append(account.name)
+            elif change == "recovery":
+                recovered.append(account.name)
+        if alerted or recovered:
+            log.info("health: %d alerted, %d recovered", len(alerted), len(recovered))
+        return HealthReport(tuple(alerted), tuple(recovered))
+
+    def _check_one(
+        self, session: Session, account: AccountConfig, now: datetime
+    ) -> str:
+        state = session.scalar(
+            select(MailboxState).where(
+                MailboxState.account == account.name,
+                MailboxState.folder == account.folder,
+            )
+        )
+        problem = assess(state, now, self.stale)
+        incident = open_incident(session, account.name)
+        if problem and incident is None:
+            incident = MailboxIncident(account=account.name, opened_at=now)
+            incident.reason = problem[:2000]
+            session.add(incident)
+            self._tell(
+                session,
+                "mailbox_alert",
+                account=account,
+                incident=incident,
+                state=state,
+                now=now,
+            )
+            log.warning("account %s: mailbox incident opened", account.name)
+            return "alert"
+        if not problem and incident is not None:
+            incident.closed_at = now
+            self._tell(
+                session,
+                "mailbox_recovered",
+                account=account,
+                incident=incident,
+                state=state,
+                now=now,
+            )
+            log.info("account %s: mailbox incident closed", account.name)
+            return "recovery"
+        return ""
+
+    def _tell(
+        self,
+        session: Session,
+        kind: str,
+        *,
+        account: AccountConfig,
+        incident: MailboxIncident,
+        state: MailboxState | None,
+        now: datetime,
+    ) -> None:
+        fields: dict[str, Any] = {
+            "office": {"name": self.settings.office.name},
+            "account": account.name,
+            "address": account.inbox_address,
+            "reason": incident.reason,
+            "opened_at": incident.opened_at,
+            "closed_at": incident.closed_at,
+            "last_success_at": state.last_success_at if state else None,
+            "now": now,
+        }
+        body = self.renderer.render(f"staff/{kind}", fields)
+        recipients = self._recipients()
+        if not recipients:
+            log.warning("health: no [[staff]] with role operator or kasubag_umum")
+        letter = Letter(kind, recipients, _subject(kind, account), body)
+        queue_notice(session, letter, sender=self.sender, now=now)
+
+    def _recipients(self) -> tuple[str, ...]:
+        roles = ("operator", "kasubag_umum")
+        return tuple(s.email for s in self.settings.staff if s.role in roles)
+
+
+def _subject(kind: str, account: AccountConfig) -> str:
+    if kind == "mailbox_alert":
+        return f"[Peringatan] Kotak masuk {account.inbox_address} tidak terbaca"
+    return f"[Pulih] Kotak masuk {account.inbox_address} terbaca kembali"
+
+
+def open_incident(session: Session, account: str) -> MailboxIncident | None:
+    """The account's incident that has not closed yet."""
+    return session.scalar(
+        select(MailboxIncident)
+        .where(MailboxIncident.account == account)
+        .where(MailboxIncident.closed_at.is_(None))
+        .order_by(MailboxIncident.id.desc())
+        .limit(1)
+    )
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """The outcome of logging into one server."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def check_connections(
+    settings: Settings,
+    open_mailbox: Callable[[AccountConfig], Mailbox],
+    last_uids: dict[str, tuple[int, int]],
+) -> list[ConnectionCheck]:
+    """Log into every account and the SMTP server; say what each answered.
+
+    ``last_uids`` maps an account to (UIDVALIDITY, last UID handled), so the
+    check can tell how many messages wait on the server to be imported.
+    """
+    checks = [_check_account(a, open_mailbox, last_uids) for a in settings.accounts]
+    if settings.smtp is not None:
+        checks.append(_check_smtp(SmtpTransport(settings.smtp)))
+    return checks
+
+
+def _check_account(
+    account: AccountConfig,
+    open_mailbox: Callable[[AccountConfig], Mailbox],
+    last_uids: dict[str, tuple[int, int]],
+) -> ConnectionCheck:
+    try:
+        with open_mailbox(account) as box:
+            folder = box.select()
+            uidvalidity, last_uid = last_uids.get(account.name, (0, 0))
+            if uidvalidity != folder.uidvalidity:
+                last_uid = 0
+            waiting = len(box.new_uids(last_uid))
+    except MailboxError as exc:
+        return ConnectionCheck(f"account {account.name}", False, str(exc))
+    detail = f"logged in, {waiting} messages not yet imported"
+    return ConnectionCheck(f"account {account.name}", True, detail)
+
+
+def _check_smtp(transport: SmtpTransport) -> ConnectionCheck:
+    config = transport.config
+    name = f"smtp {config.host}:{config.port}"
+    try:
+        transport.verify()
+    except DeliveryError as exc:
+        return ConnectionCheck(name, False, exc.reply)
+    return ConnectionCheck(name, True, "connected and greeted")

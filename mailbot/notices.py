@@ -1,0 +1,95 @@
+"""Notices: office mail that belongs to no ticket (digest, mailbox alerts).
+
+Queues composed letters in the outbox inside the caller's transaction, one row
+per recipient. A notice given a ``key`` gets a Message-ID made from it, so a
+rerun that queues the same notice again finds it already queued and adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import replace
+from datetime import datetime
+from email.utils import make_msgid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot.compose import Letter, compose
+from mailbot.config import Settings
+from mailbot.models import OutboxItem, OutboxStatus
+from mailbot.outbox import Sender
+
+log = logging.getLogger(__name__)
+
+
+def office_sender(settings: Settings) -> Sender:
+    """Who the office's automatic mail comes from."""
+    smtp = settings.smtp
+    if smtp is not None:
+        return Sender(address=smtp.from_address, name=smtp.from_name)
+    name = f"Layanan Pengaduan {settings.office.name}"
+    return Sender(address=settings.office.email, name=name)
+
+
+def queue_notice(
+    session: Session,
+    letter: Letter,
+    *,
+    sender: Sender,
+    now: datetime,
+    key: str | None = None,
+) -> list[OutboxItem]:
+    """Queue one copy of the letter per recipient; returns the rows added."""
+    domain = sender.address.rpartition("@")[2] or "localhost"
+    items = []
+    for address in letter.to:
+        message_id = _message_id(key, address, letter.kind, domain)
+        if key is not None and _queued(session, message_id):
+            continue
+        single = replace(letter, to=(address,))
+        items.append(_queue_one(session, single, message_id, sender, now))
+    if items:
+        log.info("notice %s: %d queued", letter.kind, len(items))
+    return items
+
+
+def _message_id(key: str | None, address: str, kind: str, domain: str) -> str:
+    if key is None:
+        return make_msgid(idstring=kind.replace("_", "-"), domain=domain).strip("<>")
+    digest = hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()
+    return f"{key}.r{digest[:10]}@{domain}"
+
+
+def _queued(session: Session, message_id: str) -> bool:
+    found = session.scalar(
+        select(OutboxItem.id).where(OutboxItem.message_id == message_id)
+    )
+    return found is not None
+
+
+def _queue_one(
+    session: Session, letter: Letter, message_id: str, sender: Sender, now: datetime
+) -> OutboxItem:
+    raw = compose(
+        letter,
+        message_id=message_id,
+        from_address=sender.address,
+        from_name=sender.name,
+        date=now,
+    )
+    item = OutboxItem(
+        ticket_id=None,
+        kind=letter.kind,
+        message_id=message_id,
+        envelope_from=sender.address,
+        recipients=list(letter.to),
+        raw=raw,
+        status=OutboxStatus.QUEUED,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(item)
+    session.flush()
+    return item

@@ -1,0 +1,176 @@
+"""The SLA sweep: one reminder, each escalation step once, nothing when answered."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from seeding import FixedClock, add_ticket, make_settings
+from sqlalchemy import select
+
+from mailbot.app import App
+from mailbot.escalation import SlaWatch
+from mailbot.models import Event, OutboxItem, Ticket, TicketStatus
+from mailbot.service import sla_watch
+from mailbot.tickets import change_status
+
+RECEIVED = datetime(2026, 12, 1, 8, 0, tzinfo=ZoneInfo("Asia/Jakarta"))
+DUE = RECEIVED + timedelta(hours=24)
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> App:
+    return App.build(make_settings(tmp_path), FixedClock(RECEIVED))
+
+
+@pytest.fixture
+def watch(app: App) -> SlaWatch:
+    return sla_watch(app)
+
+
+def open_one(app: App, status: TicketStatus = TicketStatus.RECEIVED) -> int:
+    with app.sessions.begin() as session:
+        ticket = add_ticket(session, app.settings, RECEIVED)
+        change_status(session, ticket, status, at=RECEIVED)
+        return ticket.id
+
+
+def letters(app: App) -> list[tuple[str, str]]:
+    with app.sessions() as session:
+        rows = session.execute(
+            select(OutboxItem.kind, OutboxItem.recipients).order_by(OutboxItem.id)
+        )
+        return [(kind, to[0]) for kind, to in rows if kind.startswith("sla_")]
+
+
+def history(app: App, ticket_id: int) -> list[tuple[str, str]]:
+    with app.sessions() as session:
+        rows = session.execute(
+            select(Event.action, Event.detail)
+            .where(Event.ticket_id == ticket_id)
+            .where(Event.action.in_(["reminder", "escalation"]))
+            .order_by(Event.id)
+        )
+        return [(action, detail) for action, detail in rows]
+
+
+def ticket(app: App, ticket_id: int) -> Ticket:
+    with app.sessions() as session:
+        found = session.get(Ticket, ticket_id)
+        assert found is not None
+        return found
+
+
+def test_the_unit_is_reminded_once_at_three_quarters_of_the_time(
+    app: App, watch: SlaWatch
+) -> None:
+    ticket_id = open_one(app)
+    remind_at = RECEIVED + timedelta(hours=18)
+
+    early = watch.sweep(remind_at - timedelta(seconds=1))
+    first = watch.sweep(remind_at)
+    again = watch.sweep(remind_at + timedelta(hours=1))
+
+    assert (early.reminded, first.reminded, again.reminded) == (0, 1, 0)
+    assert letters(app) == [
+        ("sla_reminder", "ekbang.porong@example.go.id"),
+        ("sla_reminder", "ekbang.staf@porong.example.go.id"),
+    ]
+    assert history(app, ticket_id) == [("reminder", "unit ekbang: 2 recipients")]
+    assert ticket(app, ticket_id).reminded_at == remind_at
+
+
+def test_each_escalation_step_is_sent_exactly_once(app: App, watch: SlaWatch) -> None:
+    ticket_id = open_one(app, TicketStatus.IN_PROGRESS)
+    moments = [
+        DUE - timedelta(seconds=1),
+        DUE,
+        DUE + timedelta(hours=1),
+        DUE + timedelta(hours=4),
+        DUE + timedelta(hours=4),
+        DUE + timedelta(hours=7, minutes=59),
+        DUE + timedelta(hours=8),
+        DUE + timedelta(hours=30),
+        DUE + timedelta(days=9),
+    ]
+
+    escalated = [watch.sweep(moment).escalated for moment in moments]
+
+    assert escalated == [0, 1, 0, 1, 0, 0, 1, 0, 0]
+    assert [kind_to for kind_to in letters(app) if kind_to[0] == "sla_escalation"] == [
+        ("sla_escalation", "kasubag@porong.example.go.id"),
+        ("sla_escalation", "sekcam@porong.example.go.id"),
+        ("sla_escalation", "camat@porong.example.go.id"),
+    ]
+    assert history(app, ticket_id) == [
+        ("reminder", "unit ekbang: 2 recipients"),
+        ("escalation", "step 1: kasubag_umum, 1 recipients"),
+        ("escalation", "step 2: sekcam, 1 recipients"),
+        ("escalation", "step 3: camat, 1 recipients"),
+    ]
+    assert ticket(app, ticket_id).escalation_step == 3
+
+
+def test_a_sweep_after_the_due_time_escalates_without_a_late_reminder(
+    app: App, watch: SlaWatch
+) -> None:
+    ticket_id = open_one(app)
+
+    report = watch.sweep(DUE + timedelta(minutes=5))
+
+    assert (report.reminded, report.escalated) == (0, 1)
+    assert history(app, ticket_id) == [
+        ("escalation", "step 1: kasubag_umum, 1 recipients")
+    ]
+
+
+@pytest.mark.parametrize("status", [TicketStatus.ANSWERED, TicketStatus.REJECTED])
+def test_closed_tickets_never_escalate(
+    app: App, watch: SlaWatch, status: TicketStatus
+) -> None:
+    ticket_id = open_one(app, status)
+
+    reports = [watch.sweep(DUE + timedelta(hours=h)) for h in (-6, 0, 4, 8, 48)]
+
+    assert [(r.reminded, r.escalated) for r in reports] == [(0, 0)] * 5
+    assert letters(app) == []
+    assert ticket(app, ticket_id).escalation_step == 0
+
+
+def test_the_escalation_letter_names_the_ticket_and_masks_the_subject(
+    app: App, watch: SlaWatch
+) -> None:
+    with app.sessions.begin() as session:
+        add_ticket(
+            session,
+            app.settings,
+            RECEIVED,
+            subject="KTP 3515012345678901 belum jadi",
+        )
+
+    watch.sweep(DUE + timedelta(hours=2))
+
+    with app.sessions() as session:
+        raw = session.scalars(
+            select(OutboxItem.raw).where(OutboxItem.kind == "sla_escalation")
+        ).one()
+    text = raw.decode("utf-8")
+    assert "Subject: [PRG-2026-000001-" in text
+    assert "Eskalasi ke Kasubag Umum dan Kepegawaian: lewat batas" in text
+    assert "351501******8901" in text
+    assert "3515012345678901" not in text
+    assert "terlambat 2 jam" in text
+
+
+def test_answering_stamps_the_time_the_digest_counts(app: App) -> None:
+    ticket_id = open_one(app)
+    answered = RECEIVED + timedelta(hours=5)
+
+    with app.sessions.begin() as session:
+        found = session.get(Ticket, ticket_id)
+        assert found is not None
+        change_status(session, found, TicketStatus.ANSWERED, at=answered)
+
+    assert ticket(app, ticket_id).answered_at == answered

@@ -1,0 +1,152 @@
+"""``mailbot run``: one instance per database, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from clirun import SIGNING_KEY, mailbot, write_config
+from digest_scenario import build
+from seeding import CHAIN_STAFF_TOML, add_ticket, make_settings
+from servers import LOOPBACK, DovecotServer, ImapUser, SmtpSink, wait_until
+
+from mailbot.app import App
+from mailbot.config import SmtpConfig
+from mailbot.errors import OperationalError
+from mailbot.scheduler import guarded
+from mailbot.service import Service
+
+DATA = Path(__file__).parent / "data"
+
+
+def start_run(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    command = [str(Path(sys.executable).with_name("mailbot")), "--config", str(config)]
+    env = {**os.environ, "MAILBOT_TEST_SIGNING_KEY": SIGNING_KEY}
+    with open(log, "wb") as sink:
+        return subprocess.Popen(
+            [*command, "run"], stdout=sink, stderr=subprocess.STDOUT, env=env
+        )
+
+
+def test_a_second_run_is_refused_and_sigterm_stops_the_first(tmp_path: Path) -> None:
+    camat = '[[staff]]\nemail = "camat@x.go.id"\nname = "Camat"\nrole = "camat"\n'
+    config = write_config(
+        tmp_path / "mailbot.toml", data_dir=tmp_path / "storage", extra=camat
+    )
+    log = tmp_path / "run.log"
+    first = start_run(config, log)
+    try:
+        wait_until(
+            lambda: "running 5 jobs" in log.read_text("utf-8"), 30, "run to start"
+        )
+
+        second = mailbot(config, "run", check=False)
+
+        first.send_signal(signal.SIGTERM)
+        code = first.wait(timeout=15)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+    assert second.returncode == 2
+    assert second.stderr == (
+        "configuration error: storage.data_dir: another 'mailbot run' already "
+        f"works on {tmp_path / 'storage'}\n"
+    )
+    assert code == 0
+    output = log.read_text("utf-8")
+    assert "running 5 jobs: poll, send, sla, health, digest" in output
+    assert "signal 15 received: stopping after the job in hand" in output
+    assert output.rstrip().endswith("mailbot.scheduler: stopped")
+
+
+def test_a_poll_that_brings_a_complaint_sends_the_acknowledgement_at_once(
+    tmp_path: Path, dovecot: DovecotServer, imap_user: ImapUser, smtp_sink: SmtpSink
+) -> None:
+    settings = make_settings(tmp_path).model_copy(
+        update={
+            "accounts": (dovecot.account(imap_user, address="porong@x.go.id"),),
+            "smtp": SmtpConfig(host=LOOPBACK, port=smtp_sink.port, security="none"),
+        }
+    )
+    app = App.build(settings)
+    service = Service(app, app.transport())
+    dovecot.append(imap_user, (DATA / "intake-complaint-street-light.eml").read_bytes())
+
+    try:
+        service.poll()
+    finally:
+        service.transport.close()
+
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == [
+        "budi.santoso@example.com",
+        "ekbang.porong@example.go.id",
+    ]
+
+
+def test_digest_send_delivers_once_per_day(tmp_path: Path) -> None:
+    build(tmp_path / "data")
+    config = tmp_path / "mailbot.toml"
+    config.write_text(
+        f'[storage]\ndata_dir = "{tmp_path / "data"}"\n{CHAIN_STAFF_TOML}',
+        encoding="utf-8",
+    )
+
+    first = mailbot(config, "digest", "--date", "2026-12-02", "--send")
+    again = mailbot(config, "digest", "--date", "2026-12-02", "--send", check=False)
+
+    assert first.stdout == "digest of 2026-12-02: 1 queued, 1 sent\n"
+    assert again.returncode == 1
+    assert again.stderr == (
+        "error: digest of 2026-12-02: already queued or no recipients\n"
+    )
+    sent = list((tmp_path / "data" / "outbox").glob("*.eml"))
+    assert len(sent) == 1
+    assert "To: camat@porong.example.go.id" in sent[0].read_text("utf-8")
+
+
+def test_a_failing_job_is_logged_and_the_loop_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    turns: list[int] = []
+
+    def failing() -> None:
+        turns.append(len(turns))
+        raise OperationalError("the database is locked")
+
+    job = guarded("sla", failing)
+    job()
+    job()
+
+    assert turns == [0, 1]
+    assert [r.getMessage() for r in caplog.records] == [
+        "job sla failed; it runs again on its next turn"
+    ] * 2
+
+
+def test_sweep_from_the_command_line_takes_each_step_once(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    app = App.build(settings)
+    now = datetime.now(UTC)
+    with app.sessions.begin() as session:
+        add_ticket(session, settings, now - timedelta(hours=19))
+        add_ticket(session, settings, now - timedelta(hours=25))
+    config = tmp_path / "mailbot.toml"
+    config.write_text(
+        f'[storage]\ndata_dir = "{tmp_path / "data"}"\n{CHAIN_STAFF_TOML}',
+        encoding="utf-8",
+    )
+
+    first = mailbot(config, "sweep").stdout
+    again = mailbot(config, "sweep").stdout
+
+    assert (first, again) == (
+        "reminded 1, escalated 1\n",
+        "reminded 0, escalated 0\n",
+    )
