@@ -177,6 +177,17 @@ class IntakeConfig(_Section):
     max_attachment_bytes: Annotated[int, Field(gt=0)] = 25 * 1024 * 1024
 
 
+class SecurityConfig(_Section):
+    # The authserv-id our own receiving server writes in Authentication-Results;
+    # when set, staff commands need its DKIM or SPF pass for the sender's domain.
+    trusted_authserv_id: str | None = None
+
+
+class WorkflowConfig(_Section):
+    reopen_days: Annotated[int, Field(ge=0, le=365)] = 14
+    approval: tuple[Role, ...] = ()
+
+
 class Settings(_Section):
     office: OfficeConfig = OfficeConfig()
     storage: StorageConfig = StorageConfig()
@@ -185,6 +196,8 @@ class Settings(_Section):
     smtp: SmtpConfig | None = None
     units: tuple[UnitConfig, ...] = ()
     staff: tuple[StaffConfig, ...] = ()
+    security: SecurityConfig = SecurityConfig()
+    workflow: WorkflowConfig = WorkflowConfig()
     source: str = Field(default="<embedded defaults>", exclude=True)
 
     @model_validator(mode="after")
@@ -209,6 +222,11 @@ class Settings(_Section):
     def fallback_unit(self) -> UnitConfig:
         """The desk that takes whatever no keyword claims."""
         return next(u for u in self.units if u.fallback)
+
+    def staff_member(self, address: str) -> StaffConfig | None:
+        """The staff entry for this address, if it is one."""
+        wanted = address.strip().lower()
+        return next((s for s in self.staff if s.email.lower() == wanted), None)
 
     def account(self, name: str) -> AccountConfig:
         """The account with this name."""

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-03 13:44:54.477085
+Create Date: 2026-12-03 14:04:23.231498
 """
 
 from collections.abc import Sequence
@@ -128,6 +128,7 @@ def upgrade() -> None:
                 "automatic",
                 "duplicate",
                 "quarantined",
+                "forged",
                 name="inboundstatus",
                 native_enum=False,
                 length=20,
