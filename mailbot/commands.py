@@ -87,7 +87,7 @@ COMMANDS: tuple[Command, ...] = (
         "Kirim TEKS sebagai tanggapan akhir kepada pengadu; tiket selesai dijawab.",
         Scope.UNIT,
         True,
-        Desk.answer,
+        lambda desk, text: desk.answer(text),
         argument_required=True,
     ),
     Command(
@@ -97,7 +97,7 @@ COMMANDS: tuple[Command, ...] = (
         "Simpan catatan internal; tidak pernah dikirim kepada pengadu.",
         Scope.UNIT,
         False,
-        Desk.note,
+        lambda desk, text: desk.note(text),
         argument_required=True,
     ),
     Command(
@@ -107,7 +107,7 @@ COMMANDS: tuple[Command, ...] = (
         "Pindahkan tiket ke unit lain (kode atau nama unit); unit itu diberi tahu.",
         Scope.SUPERVISOR,
         True,
-        Desk.forward,
+        lambda desk, text: desk.forward(text),
         argument_required=True,
     ),
     Command(
@@ -117,7 +117,7 @@ COMMANDS: tuple[Command, ...] = (
         "Tolak pengaduan dengan ALASAN; pengadu diarahkan ke SP4N-LAPOR!.",
         Scope.SUPERVISOR,
         True,
-        Desk.reject,
+        lambda desk, text: desk.reject(text),
         argument_required=True,
     ),
     Command(
@@ -127,7 +127,7 @@ COMMANDS: tuple[Command, ...] = (
         "Catat bahwa pengaduan sudah diverifikasi (oleh siapa dan kapan).",
         Scope.UNIT,
         True,
-        Desk.verify,
+        lambda desk, text: desk.verify(text),
     ),
     Command(
         "status",
@@ -136,7 +136,7 @@ COMMANDS: tuple[Command, ...] = (
         "Minta ringkasan dan riwayat tiket.",
         Scope.ANYONE,
         False,
-        Desk.status,
+        lambda desk, text: desk.status(text),
     ),
     Command(
         "bantuan",
@@ -145,7 +145,7 @@ COMMANDS: tuple[Command, ...] = (
         "Minta daftar perintah ini.",
         Scope.ANYONE,
         False,
-        Desk.help,
+        lambda desk, text: desk.help(text),
     ),
     Command(
         "setuju",
@@ -154,7 +154,7 @@ COMMANDS: tuple[Command, ...] = (
         "Setujui draf tanggapan dan kirimkan kepada pengadu (khusus penyetuju).",
         Scope.APPROVER,
         True,
-        Desk.approve,
+        lambda desk, text: desk.approve(text),
     ),
     Command(
         "revisi",
@@ -163,7 +163,7 @@ COMMANDS: tuple[Command, ...] = (
         "Kembalikan draf tanggapan ke unit dengan CATATAN (khusus penyetuju).",
         Scope.APPROVER,
         True,
-        Desk.revise,
+        lambda desk, text: desk.revise(text),
         argument_required=True,
     ),
 )

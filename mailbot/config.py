@@ -224,9 +224,15 @@ class Settings(_Section):
         return next(u for u in self.units if u.fallback)
 
     def staff_member(self, address: str) -> StaffConfig | None:
-        """The staff entry for this address, if it is one."""
+        """The staff entry for this address; a unit's own mailbox acts as its unit."""
         wanted = address.strip().lower()
-        return next((s for s in self.staff if s.email.lower() == wanted), None)
+        for staff in self.staff:
+            if staff.email.lower() == wanted:
+                return staff
+        for unit in self.units:
+            if wanted in (e.lower() for e in unit.emails):
+                return StaffConfig(email=wanted, name=unit.name, unit=unit.code)
+        return None
 
     def account(self, name: str) -> AccountConfig:
         """The account with this name."""

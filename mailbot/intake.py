@@ -97,7 +97,9 @@ class Intake:
         self.letters = correspondence
         self.desk_letters = DeskLetters(correspondence)
         self.desk = StaffDesk(settings, self.desk_letters)
-        self.staff = frozenset(s.email.lower() for s in settings.staff)
+        self.staff = frozenset(s.email.lower() for s in settings.staff) | frozenset(
+            e.lower() for u in settings.units for e in u.emails
+        )
         self.own_addresses = _own_addresses(settings)
 
     def receive(self, raw: bytes, origin: Origin) -> Result:
