@@ -23,7 +23,6 @@ from mailbot.errors import CommandError
 from mailbot.letters import Received
 from mailbot.models import Event, Ticket, TicketStatus
 from mailbot.tickets import change_status, record_event
-from mailbot.views import show_ticket
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +228,16 @@ class _Turn:
 
     def status(self, text: str) -> None:
         self.session.flush()
-        self.answer_to_staff.status = show_ticket(self.session, self.ticket.reference)
+        ticket = self.ticket
+        self.answer_to_staff.status = {
+            "reference": ticket.reference,
+            "status": str(ticket.status),
+            "unit": ticket.unit_code,
+            "history": [
+                {"at": e.at, "actor": e.actor, "action": e.action, "detail": e.detail}
+                for e in ticket.events
+            ],
+        }
 
     def help(self, text: str) -> None:
         self.answer_to_staff.show_help = True
