@@ -1,18 +1,26 @@
 """Sender checks: whether a message that claims a staff address really is from it.
 
 Reads the Authentication-Results headers (RFC 8601) of a parsed message and the
-threading evidence; writes nothing. Only the header written by our own trusted
-receiving server counts: any sender can add a header naming another server, and
-that server's verdict means nothing to us. Without a configured server, the staff
-address alone is taken, as before this check existed.
+threading evidence; writes only the record of a refused attempt. Only the header
+written by our own trusted receiving server counts: any sender can add a header
+naming another server, and that server's verdict means nothing to us. Without a
+configured server, the staff address alone is taken, as before this check.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
+from sqlalchemy.orm import Session
+
+from mailbot.models import InboundMail, InboundStatus, Ticket
 from mailbot.parsing import ParsedMail
+from mailbot.tickets import record_event
+
+log = logging.getLogger(__name__)
 
 _COMMENT = re.compile(r"\([^()]*\)")
 _RESULT = re.compile(r"^\s*(dkim|spf)\s*=\s*([a-z]+)\b(.*)$", re.IGNORECASE)
@@ -81,3 +89,24 @@ def _aligned(domain: str, sender_domain: str) -> bool:
 
 def _domain(value: str) -> str:
     return value.strip().strip("<>\"'").rpartition("@")[2].rstrip(".").lower()
+
+
+def record_forgery(
+    session: Session,
+    inbound: InboundMail,
+    ticket: Ticket | None,
+    check: SenderCheck,
+    now: datetime,
+) -> None:
+    """Set a forged staff message aside; it never acts on the ticket it names."""
+    inbound.status, inbound.reason = InboundStatus.FORGED, check.reason
+    if ticket is not None:
+        inbound.ticket_id = ticket.id
+        evidence = ", ".join(check.evidence) or "none"
+        detail = f"{check.reason}; evidence: {evidence}"
+        record_event(session, ticket, "forged_sender", detail, at=now)
+    log.warning(
+        "inbound %d: staff address not authenticated, ignored: %s",
+        inbound.id,
+        check.reason,
+    )

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.archive import ArchivedMail, archive
 from mailbot.attachments import StoredAttachment, store_attachments
-from mailbot.authenticity import SenderCheck, check_sender
+from mailbot.authenticity import SenderCheck, check_sender, record_forgery
 from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.conversation import Continuation, continuation
@@ -284,19 +284,9 @@ class Intake:
         thread: Thread | None,
         check: SenderCheck,
     ) -> Result:
-        # A forged staff address must never act on a ticket: record, change nothing.
-        inbound.status, inbound.reason = InboundStatus.FORGED, check.reason
-        reference = None
-        if thread is not None:
-            ticket, reference = thread.ticket, thread.ticket.reference
-            inbound.ticket_id = ticket.id
-            detail = f"{check.reason}; evidence: {', '.join(check.evidence) or 'none'}"
-            record_event(session, ticket, "forged_sender", detail, at=self.clock.now())
-        log.warning(
-            "inbound %d: staff address not authenticated, ignored: %s",
-            inbound.id,
-            check.reason,
-        )
+        ticket = thread.ticket if thread is not None else None
+        record_forgery(session, inbound, ticket, check, self.clock.now())
+        reference = ticket.reference if ticket is not None else None
         return Result(Outcome.FORGED, inbound.id, reference, check.reason)
 
     def _successor(

@@ -178,8 +178,6 @@ class _Turn:
 
     def _send_response(self, text: str) -> None:
         self.letters.final_response(self.session, self.ticket, text, self.now)
-        if self.ticket.answered_at is None:
-            self.ticket.answered_at = self.now
         self._event("answered", f"final response sent by {self.staff.name}")
         self._status(TicketStatus.ANSWERED)
 

@@ -19,6 +19,7 @@ from mailbot.commands import COMMANDS
 from mailbot.config import parse_settings
 from mailbot.intake import Origin, Outcome
 from mailbot.models import OutboxItem, Ticket
+from mailbot.views import forged_attempts
 
 DATA = Path(__file__).parent / "data"
 OFFICE = "porong@sidoarjokab.go.id"
@@ -254,4 +255,23 @@ def test_the_reopen_window_is_counted_from_the_answer(desk: Desk) -> None:
         (EKBANG, "answered"),
         (EKBANG, "status"),
         ("mailbot", "linked"),
+    ]
+
+
+def test_a_forged_staff_reply_is_counted_for_the_digest(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk('[security]\ntrusted_authserv_id = "mx.porong.example.go.id"\n')
+    since = desk.clock.now()
+
+    outcome = desk.reply(EKBANG, "#tanggapan palsu")
+
+    with desk.app.sessions() as session:
+        assert forged_attempts(session, since) == 1
+        assert forged_attempts(session, since + timedelta(hours=1)) == 0
+    assert outcome == Outcome.FORGED
+    assert desk.ticket().status == "received"
+    assert [kind for kind, _ in desk.letters()] == [
+        "acknowledgement",
+        "unit_notification",
     ]
