@@ -48,6 +48,10 @@ def _new_text_of(name: str) -> str:
             "Terima kasih, KTP saya sudah jadi.\nSaya ambil hari Jumat.",
         ),
         (
+            "replies-gmail-html-only.eml",
+            "#tanggapan\nLampu sudah menyala kembali sejak pukul 21.00.\n\nSalam,\nHendra",
+        ),
+        (
             "replies-outlook-english.eml",
             "#teruskan trantib\nIni urusan ketertiban, bukan ekbang.",
         ),
@@ -85,3 +89,13 @@ def test_english_gmail_signature_and_attribution() -> None:
     )
 
     assert new_text(text) == "Noted, thanks."
+
+
+def test_apple_mail_english_attribution() -> None:
+    text = (
+        "Siap, besok dicek.\n\n"
+        "> On 2 Dec 2026, at 08:01, Layanan Pengaduan <porong@sidoarjokab.go.id>"
+        " wrote:\n>\n> PENGADUAN BARU"
+    )
+
+    assert new_text(text) == "Siap, besok dicek."
