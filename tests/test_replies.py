@@ -49,7 +49,8 @@ def _new_text_of(name: str) -> str:
         ),
         (
             "replies-gmail-html-only.eml",
-            "#tanggapan\nLampu sudah menyala kembali sejak pukul 21.00.\n\nSalam,\nHendra",
+            "#tanggapan\nLampu sudah menyala kembali sejak pukul 21.00.\n\n"
+            "Salam,\nHendra",
         ),
         (
             "replies-outlook-english.eml",
