@@ -27,6 +27,8 @@ from mailbot.tickets import change_status, record_event
 log = logging.getLogger(__name__)
 
 CLOSED = (TicketStatus.ANSWERED, TicketStatus.REJECTED)
+# Commands that decide what the complainant hears; one per reply, or it is unclear.
+DECISIONS = frozenset({"tanggapan", "tolak", "setuju"})
 NO_TAG_HINT = (
     "Balasan Bapak/Ibu disimpan sebagai catatan internal dan TIDAK dikirim kepada "
     "pengadu. Untuk mengirim tanggapan, tulis #tanggapan di awal baris, diikuti "
@@ -72,11 +74,17 @@ class StaffDesk:
         return turn.finish()
 
     def _refusals(self, instructions: Instructions, turn: _Turn) -> list[str]:
-        return [
+        problems = [
             problem
             for invocation in instructions.invocations
             if (problem := self._refusal(invocation, turn))
         ]
+        names = [i.command.name for i in instructions.invocations]
+        if sum(name in DECISIONS for name in names) > 1:
+            problems.append(
+                "Satu balasan hanya boleh berisi satu #tanggapan, #tolak atau #setuju."
+            )
+        return problems
 
     def _refusal(self, invocation: Invocation, turn: _Turn) -> str:
         command, ticket = invocation.command, turn.ticket
@@ -124,7 +132,12 @@ class StaffDesk:
 
     def needs_approval(self, staff: StaffConfig) -> bool:
         """Whether this staff member's #tanggapan goes to the approvers first."""
-        return bool(self.settings.workflow.approval) and staff.role == "unit"
+        if not self.settings.workflow.approval or staff.role != "unit":
+            return False
+        if not self.approvers():
+            log.warning("workflow.approval names roles no staff member has")
+            return False
+        return True
 
     def approvers(self) -> list[str]:
         """The addresses of the staff whose role approves responses."""

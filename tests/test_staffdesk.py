@@ -6,9 +6,11 @@ checked in the outbox, where they wait for delivery.
 
 from __future__ import annotations
 
+import email
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 
 import pytest
@@ -78,7 +80,11 @@ class Desk:
     def last_text(self) -> str:
         with self.app.sessions() as session:
             item = session.scalars(select(OutboxItem).order_by(OutboxItem.id)).all()
-            return " ".join(item[-1].raw.decode("utf-8", "replace").split())
+        message = email.message_from_bytes(item[-1].raw, policy=default)
+        assert isinstance(message, EmailMessage)
+        plain = message.get_body(preferencelist=("plain",))
+        assert plain is not None
+        return " ".join(plain.get_content().split())
 
     def ticket(self, seq: int = 1) -> Ticket:
         with self.app.sessions() as session:
@@ -274,4 +280,30 @@ def test_a_forged_staff_reply_is_counted_for_the_digest(
     assert [kind for kind, _ in desk.letters()] == [
         "acknowledgement",
         "unit_notification",
+    ]
+
+
+def test_an_answer_and_a_rejection_in_one_reply_are_refused(desk: Desk) -> None:
+    desk.reply(OPERATOR, "#tanggapan sudah\n#tolak bukan wewenang")
+
+    assert desk.ticket().status == "received"
+    assert (
+        "Satu balasan hanya boleh berisi satu #tanggapan, #tolak atau #setuju."
+        in desk.last_text()
+    )
+
+
+def test_forwarding_by_unit_name_and_to_an_unknown_unit(desk: Desk) -> None:
+    desk.reply(OPERATOR, "#teruskan pemadam")
+    refusal = desk.last_text()
+    desk.reply(OPERATOR, "#assign Seksi Kesejahteraan Sosial\nsoal bantuan")
+
+    assert (
+        "#teruskan: unit 'pemadam' tidak dikenal (pilihan: umum, pemerintahan, "
+        "trantib, pmd, kesos, pelayanan, ekbang)." in refusal
+    )
+    assert desk.ticket().unit_code == "kesos"
+    assert desk.letters()[2:] == [
+        ("command_reply", (OPERATOR,)),
+        ("unit_notification", ("kesos.porong@example.go.id",)),
     ]
