@@ -45,8 +45,11 @@ def new_text(text: str) -> str:
     """The part of a reply its sender wrote, with history and signature removed."""
     plain = text.replace("\r\n", "\n").replace("\r", "\n")
 
-    plain = _before_history(plain)
-    plain = _SENT_FROM.sub("", plain)
+    head = _before_history(plain)
+    if not head.strip():
+        # Bottom-posted (Thunderbird, some webmails): the reply follows the quote.
+        head = _ATTRIBUTION.sub("", plain)
+    plain = _SENT_FROM.sub("", head)
     plain = _QUOTED.sub("", plain)
 
     latest = _library_cut(plain)

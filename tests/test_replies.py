@@ -100,3 +100,14 @@ def test_apple_mail_english_attribution() -> None:
     )
 
     assert new_text(text) == "Siap, besok dicek."
+
+
+def test_a_bottom_posted_reply_keeps_the_text_below_the_quote() -> None:
+    text = (
+        "On 02/12/2026 08.01, Layanan Pengaduan wrote:\n"
+        "> Apakah lampu sudah menyala?\n"
+        "\n"
+        "Belum, masih mati.\n"
+    )
+
+    assert new_text(text) == "Belum, masih mati."

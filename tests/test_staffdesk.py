@@ -307,3 +307,21 @@ def test_forwarding_by_unit_name_and_to_an_unknown_unit(desk: Desk) -> None:
         ("command_reply", (OPERATOR,)),
         ("unit_notification", ("kesos.porong@example.go.id",)),
     ]
+
+
+def test_tags_from_the_complainant_are_only_text(desk: Desk) -> None:
+    message = EmailMessage()
+    message["From"] = BUDI
+    message["To"] = OFFICE
+    message["Subject"] = f"Re: [{desk.ticket().reference}] Pengaduan diterima"
+    message["Message-ID"] = "<budi-tags@example.com>"
+    message.set_content("#tolak\n#tanggapan sudah beres")
+
+    outcome = desk.receive(message.as_bytes())
+
+    assert outcome == Outcome.FOLLOW_UP
+    assert desk.ticket().status == "received"
+    assert desk.letters()[-1] == (
+        "follow_up_notification",
+        ("ekbang.porong@example.go.id",),
+    )
