@@ -242,6 +242,17 @@ class HealthConfig(_Section):
     check_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
 
 
+class SecurityConfig(_Section):
+    # The authserv-id our own receiving server writes in Authentication-Results;
+    # when set, staff commands need its DKIM or SPF pass for the sender's domain.
+    trusted_authserv_id: str | None = None
+
+
+class WorkflowConfig(_Section):
+    reopen_days: Annotated[int, Field(ge=0, le=365)] = 14
+    approval: tuple[Role, ...] = ()
+
+
 class Settings(_Section):
     office: OfficeConfig = OfficeConfig()
     storage: StorageConfig = StorageConfig()
@@ -253,6 +264,8 @@ class Settings(_Section):
     sla: SlaConfig = SlaConfig()
     digest: DigestConfig = DigestConfig()
     health: HealthConfig = HealthConfig()
+    security: SecurityConfig = SecurityConfig()
+    workflow: WorkflowConfig = WorkflowConfig()
     source: str = Field(default="<embedded defaults>", exclude=True)
 
     @model_validator(mode="after")
@@ -281,6 +294,17 @@ class Settings(_Section):
     def staff_with_role(self, role: Role) -> tuple[str, ...]:
         """The addresses of the staff who hold this role."""
         return tuple(s.email for s in self.staff if s.role == role)
+
+    def staff_member(self, address: str) -> StaffConfig | None:
+        """The staff entry for this address; a unit's own mailbox acts as its unit."""
+        wanted = address.strip().lower()
+        for staff in self.staff:
+            if staff.email.lower() == wanted:
+                return staff
+        for unit in self.units:
+            if wanted in (e.lower() for e in unit.emails):
+                return StaffConfig(email=wanted, name=unit.name, unit=unit.code)
+        return None
 
     def account(self, name: str) -> AccountConfig:
         """The account with this name."""

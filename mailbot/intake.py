@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -19,22 +19,28 @@ from sqlalchemy.orm import Session
 
 from mailbot.archive import ArchivedMail, archive
 from mailbot.attachments import StoredAttachment, store_attachments
+from mailbot.authenticity import SenderCheck, check_sender, record_forgery
 from mailbot.clock import Clock
 from mailbot.config import Settings
+from mailbot.conversation import Continuation, continuation
 from mailbot.db import SessionFactory
+from mailbot.deskletters import DeskLetters
 from mailbot.errors import MessageError
 from mailbot.identity import carries_identity
 from mailbot.letters import Correspondence, Received
-from mailbot.models import Direction, InboundMail, InboundStatus, Ticket
+from mailbot.models import Direction, InboundMail, InboundStatus, Ticket, TicketStatus
 from mailbot.parsing import ParsedMail, parse_message
+from mailbot.replies import new_text
 from mailbot.routing import Router
 from mailbot.screening import Verdict, screen
 from mailbot.signing import Signer
+from mailbot.staffdesk import StaffDesk
 from mailbot.threads import Thread, base_subject, find_thread
 from mailbot.tickets import (
     MessageRecord,
     NewTicket,
     add_message,
+    change_status,
     open_ticket,
     record_event,
 )
@@ -59,6 +65,7 @@ class Outcome(enum.StrEnum):
     AUTOMATIC = "automatic"
     DUPLICATE = "duplicate"
     QUARANTINED = "quarantined"
+    FORGED = "forged"
 
 
 @dataclass(frozen=True)
@@ -88,7 +95,11 @@ class Intake:
         self.signer = signer
         self.router = router
         self.letters = correspondence
-        self.staff = frozenset(s.email.lower() for s in settings.staff)
+        self.desk_letters = DeskLetters(correspondence)
+        self.desk = StaffDesk(settings, self.desk_letters)
+        self.staff = frozenset(s.email.lower() for s in settings.staff) | frozenset(
+            e.lower() for u in settings.units for e in u.emails
+        )
         self.own_addresses = _own_addresses(settings)
 
     def receive(self, raw: bytes, origin: Origin) -> Result:
@@ -147,10 +158,14 @@ class Intake:
             self.staff,
         )
         received = self._received(mail, archived)
+        if mail.sender_address in self.staff:
+            check = self._check_staff(mail, thread)
+            if not check.authentic:
+                return self._forged(session, inbound, thread, check)
         if mail.sender_address in self.staff and thread is not None:
             return self._staff_mail(session, inbound, thread, received)
         if thread is not None:
-            return self._follow_up(session, inbound, thread, received)
+            return self._follow_up(session, inbound, thread, received, origin)
         return self._new_ticket(session, inbound, origin, received)
 
     def _record(
@@ -214,13 +229,28 @@ class Intake:
         return Result(Outcome.TICKET, inbound.id, ticket.reference)
 
     def _follow_up(
-        self, session: Session, inbound: InboundMail, thread: Thread, received: Received
+        self,
+        session: Session,
+        inbound: InboundMail,
+        thread: Thread,
+        received: Received,
+        origin: Origin,
     ) -> Result:
         ticket = thread.ticket
         now = self.clock.now()
+        received = replace(received, text=new_text(received.text))
+        step = continuation(ticket, now, self.settings.workflow.reopen_days)
+        if step == Continuation.NEW_TICKET:
+            return self._successor(session, inbound, origin, received, ticket)
+
         self._keep(session, ticket, inbound, received, "follow_up")
         record_event(session, ticket, "follow_up", f"via {thread.link}", at=now)
-        self.letters.notify_follow_up(session, ticket, received, now)
+        if step == Continuation.REOPEN:
+            change_status(session, ticket, TicketStatus.IN_PROGRESS, at=now)
+            record_event(session, ticket, "reopened", "complainant replied", at=now)
+            self.desk_letters.reopened(session, ticket, received, now)
+        else:
+            self.letters.notify_follow_up(session, ticket, received, now)
         inbound.status, inbound.ticket_id = InboundStatus.FOLLOW_UP, ticket.id
         log.info("ticket %s: follow-up received (%s)", ticket.reference, thread.link)
         return Result(Outcome.FOLLOW_UP, inbound.id, ticket.reference)
@@ -229,19 +259,56 @@ class Intake:
         self, session: Session, inbound: InboundMail, thread: Thread, received: Received
     ) -> Result:
         ticket = thread.ticket
-        now = self.clock.now()
-        self._keep(session, ticket, inbound, received, "staff_note")
-        record_event(
-            session,
-            ticket,
-            "note",
-            "staff reply kept",
-            at=now,
-            actor=received.mail.sender_address,
-        )
+        received = replace(received, text=new_text(received.text))
+        self._keep(session, ticket, inbound, received, "staff_reply")
+        staff = self.settings.staff_member(received.mail.sender_address)
+        if staff is None:
+            raise MessageError("staff address without a staff entry")
+
+        done = self.desk.handle(session, ticket, staff, received, self.clock.now())
         inbound.status, inbound.ticket_id = InboundStatus.FOLLOW_UP, ticket.id
-        log.info("ticket %s: staff reply kept as a note", ticket.reference)
+        log.info(
+            "ticket %s: staff reply: %s",
+            ticket.reference,
+            ", ".join(done.actions) or "refused",
+        )
         return Result(Outcome.STAFF, inbound.id, ticket.reference)
+
+    def _check_staff(self, mail: ParsedMail, thread: Thread | None) -> SenderCheck:
+        signed = thread is not None and thread.addressed_to_sender
+        trusted = self.settings.security.trusted_authserv_id
+        return check_sender(mail, trusted, signed_reply=signed)
+
+    def _forged(
+        self,
+        session: Session,
+        inbound: InboundMail,
+        thread: Thread | None,
+        check: SenderCheck,
+    ) -> Result:
+        ticket = thread.ticket if thread is not None else None
+        record_forgery(session, inbound, ticket, check, self.clock.now())
+        reference = ticket.reference if ticket is not None else None
+        return Result(Outcome.FORGED, inbound.id, reference, check.reason)
+
+    def _successor(
+        self,
+        session: Session,
+        inbound: InboundMail,
+        origin: Origin,
+        received: Received,
+        old: Ticket,
+    ) -> Result:
+        result = self._new_ticket(session, inbound, origin, received)
+        new = session.scalar(select(Ticket).where(Ticket.reference == result.reference))
+        now = self.clock.now()
+        if new is not None:
+            record_event(session, new, "linked", f"continues {old.reference}", at=now)
+            record_event(
+                session, old, "linked", f"continued in {new.reference}", at=now
+            )
+            log.info("ticket %s: continues %s", new.reference, old.reference)
+        return result
 
     def _automatic(
         self, session: Session, inbound: InboundMail, mail: ParsedMail, reason: str

@@ -72,6 +72,22 @@ class Correspondence:
             "identity_missing": not ticket.identity_provided,
         }
 
+    def ticket_fields(self, ticket: Ticket) -> dict[str, Any]:
+        """The fields every letter about a ticket can use."""
+        return self._ticket_fields(ticket)
+
+    def send(
+        self, session: Session, ticket: Ticket, letter: Letter, now: datetime
+    ) -> OutboxItem:
+        """Queue one letter of a ticket, with a Message-ID signed for its recipient."""
+        return self._queue(session, ticket, letter, now)
+
+    def send_to_unit(
+        self, session: Session, ticket: Ticket, letter: Letter, now: datetime
+    ) -> list[OutboxItem]:
+        """Queue a letter to every address of the ticket's unit."""
+        return self._to_unit(session, ticket, letter, now)
+
     def _queue(
         self, session: Session, ticket: Ticket, letter: Letter, now: datetime
     ) -> OutboxItem:

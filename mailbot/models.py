@@ -74,6 +74,7 @@ class InboundStatus(enum.StrEnum):
     AUTOMATIC = "automatic"
     DUPLICATE = "duplicate"
     QUARANTINED = "quarantined"
+    FORGED = "forged"
 
 
 class OutboxStatus(enum.StrEnum):

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup, escape
 
+from mailbot.commands import help_rows
 from mailbot.errors import MessageError
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,8 @@ class Renderer:
             baris=line_breaks,
             status_tiket=status_label,
         )
+        # Every staff letter ends with the command list, made from its table.
+        self._env.globals["staff_commands"] = help_rows()
 
     def _wib(self, moment: datetime) -> str:
         return format_wib(moment, self.timezone)

@@ -106,7 +106,7 @@ def change_status(
     old = ticket.status
     ticket.status = status
     if status == TicketStatus.ANSWERED and ticket.answered_at is None:
-        ticket.answered_at = at
+        ticket.answered_at = at  # the first answer is the response time
     record_event(session, ticket, "status", f"{old} -> {status}", at=at, actor=actor)
     log.info("ticket %s: status %s -> %s by %s", ticket.reference, old, status, actor)
 

@@ -152,3 +152,14 @@ def list_quarantine(session: Session) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
+
+
+def forged_attempts(session: Session, since: datetime) -> int:
+    """How many messages claimed a staff address without proof since then."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(InboundMail)
+        .where(InboundMail.status == InboundStatus.FORGED)
+        .where(InboundMail.received_at >= since)
+    )
+    return int(count or 0)

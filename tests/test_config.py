@@ -16,11 +16,13 @@ from mailbot.config import (
     Keyword,
     OfficeConfig,
     OfficeHoursConfig,
+    SecurityConfig,
     SlaConfig,
     SmtpConfig,
     StaffConfig,
     StorageConfig,
     UnitConfig,
+    WorkflowConfig,
     embedded_defaults,
     load_settings,
     parse_settings,
@@ -242,6 +244,8 @@ def test_example_units_equal_the_embedded_defaults() -> None:
         OfficeHoursConfig,
         DigestConfig,
         HealthConfig,
+        SecurityConfig,
+        WorkflowConfig,
     ],
 )
 def test_example_names_every_key(model: type[BaseModel]) -> None:

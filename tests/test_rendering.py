@@ -308,10 +308,10 @@ def test_a_missing_field_raises_with_the_template_name(
 
 def test_a_missing_template_raises_with_its_name(renderer: Renderer) -> None:
     with pytest.raises(MessageError) as caught:
-        renderer.render("citizen/final_response", acknowledgement_fields())
+        renderer.render("citizen/no_such_letter", acknowledgement_fields())
 
     assert str(caught.value) == (
-        "template citizen/final_response: citizen/final_response.txt.j2 not found"
+        "template citizen/no_such_letter: citizen/no_such_letter.txt.j2 not found"
     )
 
 

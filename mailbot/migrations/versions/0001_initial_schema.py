@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-03 13:59:34.582694
+Create Date: 2026-12-03 14:26:56.796363
 """
 
 from collections.abc import Sequence
@@ -144,6 +144,7 @@ def upgrade() -> None:
                 "automatic",
                 "duplicate",
                 "quarantined",
+                "forged",
                 name="inboundstatus",
                 native_enum=False,
                 length=20,

@@ -1,0 +1,231 @@
+"""Staff commands: the table of #tags staff write in replies, and reading them.
+
+Reads the new text of a staff reply (see ``replies``) and returns the commands it
+gives, in order, with their arguments; writes nothing. What a command does is the
+``Desk`` Protocol's business (``staffdesk`` implements it). The help that staff
+receive is generated from ``COMMANDS``, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Desk(Protocol):
+    """What staff commands act on: one ticket, one staff member, one message."""
+
+    def answer(self, text: str) -> None:
+        """Send the final response to the complainant."""
+
+    def note(self, text: str) -> None:
+        """Keep an internal note."""
+
+    def forward(self, text: str) -> None:
+        """Move the ticket to the unit named first in ``text``."""
+
+    def reject(self, text: str) -> None:
+        """Reject the complaint with this reason."""
+
+    def verify(self, text: str) -> None:
+        """Record the verification step."""
+
+    def status(self, text: str) -> None:
+        """Send the staff member the ticket's summary and history."""
+
+    def help(self, text: str) -> None:
+        """Send the staff member the list of commands."""
+
+    def approve(self, text: str) -> None:
+        """Send the pending draft response to the complainant as it is."""
+
+    def revise(self, text: str) -> None:
+        """Send the pending draft back to the unit with a note."""
+
+
+class Scope(enum.StrEnum):
+    """Who may give a command."""
+
+    ANYONE = "anyone"
+    UNIT = "unit"  # staff of the ticket's unit, or a supervisor
+    SUPERVISOR = "supervisor"  # operator, kasubag_umum, sekcam, camat
+    APPROVER = "approver"  # the roles in [workflow] approval
+
+
+@dataclass(frozen=True)
+class Command:
+    """One staff command: its tag, aliases, argument and what it does."""
+
+    name: str
+    aliases: tuple[str, ...]
+    argument: str
+    help: str
+    scope: Scope
+    changes_ticket: bool
+    handler: Callable[[Desk, str], None]
+    argument_required: bool = False
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """Every tag that calls this command, the Indonesian name first."""
+        return (self.name, *self.aliases)
+
+    @property
+    def usage(self) -> str:
+        """How the command is written, e.g. ``#teruskan UNIT``."""
+        return f"#{self.name} {self.argument}".strip()
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "tanggapan",
+        ("balas", "reply"),
+        "TEKS",
+        "Kirim TEKS sebagai tanggapan akhir kepada pengadu; tiket selesai dijawab.",
+        Scope.UNIT,
+        True,
+        lambda desk, text: desk.answer(text),
+        argument_required=True,
+    ),
+    Command(
+        "catatan",
+        ("note",),
+        "TEKS",
+        "Simpan catatan internal; tidak pernah dikirim kepada pengadu.",
+        Scope.UNIT,
+        False,
+        lambda desk, text: desk.note(text),
+        argument_required=True,
+    ),
+    Command(
+        "teruskan",
+        ("disposisi", "assign"),
+        "UNIT",
+        "Pindahkan tiket ke unit lain (kode atau nama unit); unit itu diberi tahu.",
+        Scope.SUPERVISOR,
+        True,
+        lambda desk, text: desk.forward(text),
+        argument_required=True,
+    ),
+    Command(
+        "tolak",
+        ("reject",),
+        "ALASAN",
+        "Tolak pengaduan dengan ALASAN; pengadu diarahkan ke SP4N-LAPOR!.",
+        Scope.SUPERVISOR,
+        True,
+        lambda desk, text: desk.reject(text),
+        argument_required=True,
+    ),
+    Command(
+        "verifikasi",
+        ("verify",),
+        "",
+        "Catat bahwa pengaduan sudah diverifikasi (oleh siapa dan kapan).",
+        Scope.UNIT,
+        True,
+        lambda desk, text: desk.verify(text),
+    ),
+    Command(
+        "status",
+        (),
+        "",
+        "Minta ringkasan dan riwayat tiket.",
+        Scope.ANYONE,
+        False,
+        lambda desk, text: desk.status(text),
+    ),
+    Command(
+        "bantuan",
+        ("help",),
+        "",
+        "Minta daftar perintah ini.",
+        Scope.ANYONE,
+        False,
+        lambda desk, text: desk.help(text),
+    ),
+    Command(
+        "setuju",
+        ("approve",),
+        "",
+        "Setujui draf tanggapan dan kirimkan kepada pengadu (khusus penyetuju).",
+        Scope.APPROVER,
+        True,
+        lambda desk, text: desk.approve(text),
+    ),
+    Command(
+        "revisi",
+        ("revise",),
+        "CATATAN",
+        "Kembalikan draf tanggapan ke unit dengan CATATAN (khusus penyetuju).",
+        Scope.APPROVER,
+        True,
+        lambda desk, text: desk.revise(text),
+        argument_required=True,
+    ),
+)
+
+_BY_TAG = {tag: command for command in COMMANDS for tag in command.tags}
+_TAG_LINE = re.compile(r"^[ \t]*#([A-Za-z]+)\b[ \t]*(.*)$")
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A command as written in one reply."""
+
+    command: Command
+    argument: str
+
+
+@dataclass(frozen=True)
+class Instructions:
+    """The commands of one reply, and what could not be read (in Indonesian)."""
+
+    invocations: tuple[Invocation, ...]
+    problems: tuple[str, ...]
+
+
+def find_command(tag: str) -> Command | None:
+    """The command called by ``tag`` (without ``#``), any case."""
+    return _BY_TAG.get(tag.lower())
+
+
+def read_commands(text: str) -> Instructions:
+    """The tags at the start of lines, each with the text up to the next tag."""
+    invocations: list[Invocation] = []
+    problems: list[str] = []
+    for tag, argument in _tagged_blocks(text):
+        command = find_command(tag)
+        if command is None:
+            problems.append(f"Perintah #{tag} tidak dikenal.")
+        elif command.argument_required and not argument:
+            problems.append(f"Perintah #{command.name} perlu {command.argument}.")
+        else:
+            invocations.append(Invocation(command, argument))
+    return Instructions(tuple(invocations), tuple(problems))
+
+
+def _tagged_blocks(text: str) -> list[tuple[str, str]]:
+    blocks: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        match = _TAG_LINE.match(line)
+        if match is not None:
+            blocks.append((match[1], [match[2]]))
+        elif blocks:
+            blocks[-1][1].append(line)
+    return [(tag, "\n".join(lines).strip()) for tag, lines in blocks]
+
+
+def help_rows() -> list[dict[str, str]]:
+    """The command table as fields for the help templates."""
+    return [
+        {
+            "usage": command.usage,
+            "aliases": ", ".join(f"#{alias}" for alias in command.aliases),
+            "help": command.help,
+        }
+        for command in COMMANDS
+    ]

@@ -1,0 +1,78 @@
+"""Reply text: only what the person wrote in this message, without the history.
+
+Reads the plain text of a received reply and returns its new part. The quoted
+history and signatures are cut in two passes: first the Indonesian (and the
+multi-line English) attribution lines, header blocks and "sent from" lines that
+mail-parser-reply does not know, then mail-parser-reply itself for the English
+formats and signatures it ships. Lines quoted with ``>`` are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mailparser_reply import EmailMessage
+
+# Gmail, Android and Yahoo attribution lines: "Pada <date>, <name> menulis:" and
+# "On <date>, <name> wrote:"; Gmail wraps long ones, so up to two line breaks.
+_ATTRIBUTION = re.compile(
+    r"^[ \t]*(?:Pada|On)\b[^\n]*(?:\n[^\n>]*){0,2}?\b(?:menulis|wrote)\s*:[ \t]*$",
+    re.MULTILINE | re.IGNORECASE,
+)
+# The separator lines of Outlook, Yahoo and webmails, Indonesian and English.
+_SEPARATOR = re.compile(
+    r"^[ \t]*(?:-{3,}|_{3,})?[ \t]*"
+    r"(?:Original Message|Pesan Asli|Pesan Awal|Forwarded message|Pesan terusan)"
+    r"[ \t]*(?:-{3,}|_{3,})?[ \t]*$|^[ \t]*_{20,}[ \t]*$",
+    re.MULTILINE | re.IGNORECASE,
+)
+# Outlook's header block: "Dari:/From:" followed within three lines by a date.
+_HEADER_BLOCK = re.compile(
+    r"^[ \t*]*(?:Dari|From)[ \t*]*:[^\n]*\n(?:[^\n]*\n){0,2}?"
+    r"[ \t*]*(?:Dikirim|Terkirim|Tanggal|Sent|Date)[ \t*]*:",
+    re.MULTILINE | re.IGNORECASE,
+)
+# Mobile footers: "Dikirim dari iPhone saya", "Sent from my Galaxy".
+_SENT_FROM = re.compile(
+    r"^[ \t]*(?:Dikirim dari|Terkirim dari|Sent from my|Get Outlook for)\b.*$",
+    re.MULTILINE | re.IGNORECASE,
+)
+_QUOTED = re.compile(r"^[ \t]*>.*(?:\n|$)", re.MULTILINE)
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def new_text(text: str) -> str:
+    """The part of a reply its sender wrote, with history and signature removed."""
+    plain = text.replace("\r\n", "\n").replace("\r", "\n")
+
+    head = _before_history(plain)
+    if not head.strip():
+        # Bottom-posted (Thunderbird, some webmails): the reply follows the quote.
+        head = _ATTRIBUTION.sub("", plain)
+    plain = _SENT_FROM.sub("", head)
+    plain = _QUOTED.sub("", plain)
+
+    latest = _library_cut(plain)
+    return _BLANK_RUNS.sub("\n\n", latest).strip()
+
+
+def _before_history(text: str) -> str:
+    starts = [
+        match.start()
+        for pattern in (_ATTRIBUTION, _SEPARATOR, _HEADER_BLOCK)
+        if (match := pattern.search(text)) is not None
+    ]
+    return text[: min(starts)] if starts else text
+
+
+def _library_cut(text: str) -> str:
+    if not text.strip():
+        return ""
+    # keep_hyphen_lists: a staff answer often lists steps with "- "; the
+    # library's default would take the first such line for a signature.
+    message = EmailMessage(text=text, languages=["en"], keep_hyphen_lists=True)
+    replies = message.read().replies
+    if not replies:
+        return text
+    body: str = replies[0].body
+    return body

@@ -1,0 +1,322 @@
+"""Staff desk: carries out the commands of a staff reply on its ticket.
+
+Reads the reply's new text, checks every command against the sender's role and
+the ticket's state, and only when all of them are allowed carries them out:
+status changes, events with actor and time, letters to the complainant, the
+units and the sender. Runs inside intake's transaction for the message. Nothing
+a staff member writes reaches a complainant except through #tanggapan, #tolak
+or an approved draft.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from mailbot.commands import Instructions, Invocation, Scope, read_commands
+from mailbot.config import Settings, StaffConfig, UnitConfig
+from mailbot.deskletters import DeskLetters, StaffAnswer
+from mailbot.errors import CommandError
+from mailbot.letters import Received
+from mailbot.models import Event, Ticket, TicketStatus
+from mailbot.tickets import change_status, record_event
+
+log = logging.getLogger(__name__)
+
+CLOSED = (TicketStatus.ANSWERED, TicketStatus.REJECTED)
+# Commands that decide what the complainant hears; one per reply, or it is unclear.
+DECISIONS = frozenset({"tanggapan", "tolak", "setuju"})
+NO_TAG_HINT = (
+    "Balasan Bapak/Ibu disimpan sebagai catatan internal dan TIDAK dikirim kepada "
+    "pengadu. Untuk mengirim tanggapan, tulis #tanggapan di awal baris, diikuti "
+    "teks tanggapan."
+)
+
+
+@dataclass(frozen=True)
+class DeskResult:
+    """What a staff reply did: the actions carried out, or why none were."""
+
+    actions: tuple[str, ...]
+    refused: tuple[str, ...]
+
+
+class StaffDesk:
+    """Executes staff commands on tickets."""
+
+    def __init__(self, settings: Settings, letters: DeskLetters) -> None:
+        self.settings = settings
+        self.letters = letters
+
+    def handle(
+        self,
+        session: Session,
+        ticket: Ticket,
+        staff: StaffConfig,
+        received: Received,
+        now: datetime,
+    ) -> DeskResult:
+        """Carry out a staff reply's commands, or refuse them all and say why."""
+        instructions = read_commands(received.text)
+        turn = _Turn(self, session, ticket, staff=staff, received=received, now=now)
+        if not instructions.invocations and not instructions.problems:
+            return turn.untagged()
+
+        problems = [*instructions.problems, *self._refusals(instructions, turn)]
+        if problems:
+            return turn.refuse(problems)
+        for invocation in instructions.invocations:
+            invocation.command.handler(turn, invocation.argument)
+            turn.actions.append(invocation.command.name)
+        return turn.finish()
+
+    def _refusals(self, instructions: Instructions, turn: _Turn) -> list[str]:
+        problems = [
+            problem
+            for invocation in instructions.invocations
+            if (problem := self._refusal(invocation, turn))
+        ]
+        names = [i.command.name for i in instructions.invocations]
+        if sum(name in DECISIONS for name in names) > 1:
+            problems.append(
+                "Satu balasan hanya boleh berisi satu #tanggapan, #tolak atau #setuju."
+            )
+        return problems
+
+    def _refusal(self, invocation: Invocation, turn: _Turn) -> str:
+        command, ticket = invocation.command, turn.ticket
+        if not self.may(turn.staff, command.scope, ticket):
+            return f"#{command.name}: {_scope_reason(command.scope)}"
+        if command.changes_ticket and ticket.status in CLOSED:
+            return f"#{command.name}: tiket sudah {_closed_word(ticket)}."
+        if command.name == "teruskan":
+            return self._forward_refusal(invocation.argument, ticket)
+        if command.scope == Scope.APPROVER and pending_draft(ticket) is None:
+            return f"#{command.name}: tidak ada draf tanggapan yang menunggu."
+        return ""
+
+    def _forward_refusal(self, argument: str, ticket: Ticket) -> str:
+        unit = self.find_unit(argument)
+        if unit is None:
+            codes = ", ".join(u.code for u in self.settings.units)
+            first = (argument.split(maxsplit=1) or [""])[0]
+            return f"#teruskan: unit {first!r} tidak dikenal (pilihan: {codes})."
+        if unit.code == ticket.unit_code:
+            return f"#teruskan: tiket sudah berada di {unit.name}."
+        return ""
+
+    def may(self, staff: StaffConfig, scope: Scope, ticket: Ticket) -> bool:
+        """Whether this staff member may give a command of this scope here."""
+        supervisor = staff.role != "unit"
+        if scope == Scope.ANYONE:
+            return True
+        if scope == Scope.UNIT:
+            return supervisor or staff.unit == ticket.unit_code
+        if scope == Scope.SUPERVISOR:
+            return supervisor
+        return staff.role in self.settings.workflow.approval
+
+    def find_unit(self, argument: str) -> UnitConfig | None:
+        """The unit named at the start of ``argument``, by code or by name."""
+        first_line = argument.splitlines()[0].strip().casefold() if argument else ""
+        words = first_line.split()
+        for unit in self.settings.units:
+            name = unit.name.casefold()
+            short = name.removeprefix("seksi ").removeprefix("sekretariat ")
+            if (words and words[0] == unit.code) or first_line in (name, short):
+                return unit
+        return None
+
+    def needs_approval(self, staff: StaffConfig) -> bool:
+        """Whether this staff member's #tanggapan goes to the approvers first."""
+        if not self.settings.workflow.approval or staff.role != "unit":
+            return False
+        if not self.approvers():
+            log.warning("workflow.approval names roles no staff member has")
+            return False
+        return True
+
+    def approvers(self) -> list[str]:
+        """The addresses of the staff whose role approves responses."""
+        roles = self.settings.workflow.approval
+        return [s.email for s in self.settings.staff if s.role in roles]
+
+
+class _Turn:
+    """One staff reply being carried out; implements ``commands.Desk``."""
+
+    def __init__(
+        self,
+        desk: StaffDesk,
+        session: Session,
+        ticket: Ticket,
+        *,
+        staff: StaffConfig,
+        received: Received,
+        now: datetime,
+    ) -> None:
+        self.desk, self.session, self.ticket = desk, session, ticket
+        self.staff, self.received, self.now = staff, received, now
+        self.letters = desk.letters
+        self.answer_to_staff = StaffAnswer()
+        self.actions: list[str] = []
+
+    def _event(self, action: str, detail: str = "") -> None:
+        record_event(
+            self.session,
+            self.ticket,
+            action,
+            detail,
+            at=self.now,
+            actor=self.staff.email,
+        )
+
+    def _status(self, status: TicketStatus) -> None:
+        change_status(
+            self.session, self.ticket, status, at=self.now, actor=self.staff.email
+        )
+
+    def _start(self) -> None:
+        if self.ticket.status == TicketStatus.RECEIVED:
+            self._status(TicketStatus.IN_PROGRESS)
+
+    def answer(self, text: str) -> None:
+        if self.desk.needs_approval(self.staff):
+            self._draft(text)
+            return
+        self._send_response(text)
+
+    def _send_response(self, text: str) -> None:
+        self.letters.final_response(self.session, self.ticket, text, self.now)
+        self._event("answered", f"final response sent by {self.staff.name}")
+        self._status(TicketStatus.ANSWERED)
+
+    def _draft(self, text: str) -> None:
+        approvers = self.desk.approvers()
+        self.letters.approval_request(
+            self.session,
+            self.ticket,
+            text,
+            author=self.staff,
+            approvers=approvers,
+            now=self.now,
+        )
+        self._event("draft", text)
+        self._start()
+        self.answer_to_staff.lines.append(
+            "Draf tanggapan dikirim kepada penyetuju; pengadu belum menerimanya."
+        )
+
+    def note(self, text: str) -> None:
+        self._event("note", text)
+        self._start()
+
+    def forward(self, text: str) -> None:
+        unit = self.desk.find_unit(text)
+        if unit is None:  # checked before any command ran
+            raise CommandError("forward to an unknown unit")
+        old = self.ticket.unit_code
+        self.ticket.unit_code = unit.code
+        rest = "\n".join(text.splitlines()[1:]).strip()
+        self._event(
+            "forwarded", f"{old} -> {unit.code}" + (f": {rest}" if rest else "")
+        )
+        log.info("ticket %s: forwarded %s -> %s", self.ticket.reference, old, unit.code)
+        self.letters.forwarded(self.session, self.ticket, self.staff, rest, self.now)
+
+    def reject(self, text: str) -> None:
+        self.letters.rejection(self.session, self.ticket, text, self.now)
+        self._event("rejected", text)
+        self._status(TicketStatus.REJECTED)
+
+    def verify(self, text: str) -> None:
+        detail = f"verified by {self.staff.name} ({self.staff.role})"
+        self._event("verified", detail + (f": {text}" if text else ""))
+        self._start()
+
+    def status(self, text: str) -> None:
+        self.session.flush()
+        ticket = self.ticket
+        self.answer_to_staff.status = {
+            "reference": ticket.reference,
+            "status": str(ticket.status),
+            "unit": ticket.unit_code,
+            "history": [
+                {"at": e.at, "actor": e.actor, "action": e.action, "detail": e.detail}
+                for e in ticket.events
+            ],
+        }
+
+    def help(self, text: str) -> None:
+        self.answer_to_staff.show_help = True
+
+    def approve(self, text: str) -> None:
+        draft = pending_draft(self.ticket)
+        if draft is None:  # checked before any command ran
+            raise CommandError("approval without a pending draft")
+        self._event("draft_approved", f"approved by {self.staff.name}")
+        self._send_response(draft.detail)
+
+    def revise(self, text: str) -> None:
+        self._event("draft_revised", text)
+        lines = [f"Draf tanggapan dikembalikan oleh {self.staff.name}:", text]
+        self.letters.to_unit(self.session, self.ticket, lines, self.now)
+
+    def untagged(self) -> DeskResult:
+        """A reply without a tag: kept as a note, and the sender told how to answer."""
+        self._event("note", self.received.text)
+        self._start()
+        self.answer_to_staff.lines.append(NO_TAG_HINT)
+        self.actions.append("note")
+        return self.finish()
+
+    def refuse(self, problems: list[str]) -> DeskResult:
+        """Change nothing; tell the sender what was wrong."""
+        self._event("command_refused", "; ".join(problems))
+        log.warning(
+            "ticket %s: staff command refused: %s",
+            self.ticket.reference,
+            "; ".join(problems),
+        )
+        self.answer_to_staff.lines.extend(
+            ["Perintah tidak dijalankan; tiket tidak berubah.", *problems]
+        )
+        self.answer_to_staff.show_help = True
+        self._reply()
+        return DeskResult((), tuple(problems))
+
+    def finish(self) -> DeskResult:
+        self._reply()
+        return DeskResult(tuple(self.actions), ())
+
+    def _reply(self) -> None:
+        if self.answer_to_staff:
+            self.letters.to_staff(
+                self.session, self.ticket, self.received, self.answer_to_staff, self.now
+            )
+
+
+def pending_draft(ticket: Ticket) -> Event | None:
+    """The newest draft response not yet approved or sent back."""
+    for event in reversed(ticket.events):
+        if event.action == "draft":
+            return event
+        if event.action in ("draft_approved", "draft_revised", "answered"):
+            return None
+    return None
+
+
+def _scope_reason(scope: Scope) -> str:
+    reasons = {
+        Scope.UNIT: "hanya untuk staf unit yang menangani tiket ini atau pimpinan.",
+        Scope.SUPERVISOR: "hanya untuk operator, Kasubag Umum, Sekcam atau Camat.",
+        Scope.APPROVER: "hanya untuk penyetuju tanggapan.",
+    }
+    return reasons.get(scope, "tidak diizinkan.")
+
+
+def _closed_word(ticket: Ticket) -> str:
+    return "dijawab" if ticket.status == TicketStatus.ANSWERED else "ditolak"

@@ -1,0 +1,77 @@
+"""Sender checks: Authentication-Results of the trusted server, aligned domains."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from mailbot.authenticity import SenderCheck, check_sender
+from mailbot.parsing import parse_message
+
+TRUSTED = "mx.porong.example.go.id"
+
+
+def _mail(*results: str) -> bytes:
+    headers = "".join(f"Authentication-Results: {r}\r\n" for r in results)
+    return (
+        f"{headers}From: Staf <ekbang.staf@porong.example.go.id>\r\n"
+        "To: porong@sidoarjokab.go.id\r\nSubject: Re: x\r\n"
+        "Message-ID: <a@b>\r\n\r\n#catatan ok\r\n"
+    ).encode()
+
+
+def _check(*results: str, signed: bool = False) -> SenderCheck:
+    mail = parse_message(_mail(*results), now=datetime(2026, 12, 3, tzinfo=UTC))
+    return check_sender(mail, TRUSTED, signed_reply=signed)
+
+
+@pytest.mark.parametrize(
+    ("results", "authentic", "evidence"),
+    [
+        ((f"{TRUSTED}; dkim=pass header.d=porong.example.go.id",), True, ("dkim",)),
+        ((f"{TRUSTED}; dkim=pass header.d=example.go.id",), True, ("dkim",)),
+        (
+            (f"{TRUSTED}; spf=pass (sender ok) smtp.mailfrom=x@porong.example.go.id",),
+            True,
+            ("spf",),
+        ),
+        ((f"{TRUSTED}; dkim=pass header.d=attacker.example",), False, ()),
+        ((f"{TRUSTED}; dkim=fail header.d=porong.example.go.id; spf=none",), False, ()),
+        (("mx.attacker.example; dkim=pass header.d=porong.example.go.id",), False, ()),
+        ((), False, ()),
+    ],
+)
+def test_only_our_servers_aligned_pass_counts(
+    results: tuple[str, ...], authentic: bool, evidence: tuple[str, ...]
+) -> None:
+    check = _check(*results)
+
+    assert (check.authentic, check.evidence) == (authentic, evidence)
+
+
+def test_a_foreign_header_above_ours_does_not_hide_our_verdict() -> None:
+    check = _check(
+        "mx.attacker.example; dkim=pass header.d=porong.example.go.id",
+        f"{TRUSTED}; dkim=fail header.d=porong.example.go.id",
+    )
+
+    assert check == SenderCheck(False, (), "neither DKIM nor SPF passed, aligned")
+
+
+def test_a_signed_reply_is_evidence_but_not_enough_alone() -> None:
+    check = _check(signed=True)
+
+    assert check == SenderCheck(
+        False, ("signed-reply",), "no Authentication-Results of ours"
+    )
+
+
+def test_without_a_trusted_server_the_staff_address_is_taken() -> None:
+    mail = parse_message(_mail(), now=datetime(2026, 12, 3, tzinfo=UTC))
+
+    check = check_sender(mail, None, signed_reply=True)
+
+    assert check == SenderCheck(
+        True, ("staff-address", "signed-reply"), "no trusted server set"
+    )

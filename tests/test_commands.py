@@ -1,0 +1,83 @@
+"""Staff commands: reading #tags from the new text of a reply, and the help table."""
+
+from __future__ import annotations
+
+from mailbot.commands import COMMANDS, find_command, help_rows, read_commands
+
+
+def _read(text: str) -> list[tuple[str, str]]:
+    return [(i.command.name, i.argument) for i in read_commands(text).invocations]
+
+
+def test_the_text_after_a_tag_runs_to_the_next_tag() -> None:
+    text = "#verifikasi\n#tanggapan Lampu sudah diganti.\n\nTerima kasih.\n#status"
+
+    assert _read(text) == [
+        ("verifikasi", ""),
+        ("tanggapan", "Lampu sudah diganti.\n\nTerima kasih."),
+        ("status", ""),
+    ]
+
+
+def test_english_aliases_and_any_case_call_the_same_command() -> None:
+    text = "#REPLY sudah\n#Note dicek\n#assign trantib\n#reject bukan wewenang\n#help"
+
+    assert _read(text) == [
+        ("tanggapan", "sudah"),
+        ("catatan", "dicek"),
+        ("teruskan", "trantib"),
+        ("tolak", "bukan wewenang"),
+        ("bantuan", ""),
+    ]
+
+
+def test_a_tag_inside_a_line_is_text_and_text_before_the_first_tag_is_ignored() -> None:
+    text = "Pak, mohon dicek #penting\n  #catatan sudah #tanggapan belum"
+
+    assert _read(text) == [("catatan", "sudah #tanggapan belum")]
+
+
+def test_unknown_tags_and_missing_arguments_are_problems() -> None:
+    instructions = read_commands("#tutup\n#tolak\n#teruskan\n#catatan ok\n# judul")
+
+    assert instructions.problems == (
+        "Perintah #tutup tidak dikenal.",
+        "Perintah #tolak perlu ALASAN.",
+        "Perintah #teruskan perlu UNIT.",
+    )
+    assert [i.command.name for i in instructions.invocations] == ["catatan"]
+
+
+def test_text_without_tags_gives_nothing() -> None:
+    instructions = read_commands("Sudah kami cek, besok diganti.")
+
+    assert (instructions.invocations, instructions.problems) == ((), ())
+
+
+def test_every_tag_is_unique_across_the_table() -> None:
+    tags = [tag for command in COMMANDS for tag in command.tags]
+
+    assert len(tags) == len(set(tags)) == 19
+    assert find_command("disposisi") is find_command("teruskan")
+
+
+def test_help_is_generated_from_the_table() -> None:
+    rows = help_rows()
+
+    assert [row["usage"] for row in rows] == [
+        "#tanggapan TEKS",
+        "#catatan TEKS",
+        "#teruskan UNIT",
+        "#tolak ALASAN",
+        "#verifikasi",
+        "#status",
+        "#bantuan",
+        "#setuju",
+        "#revisi CATATAN",
+    ]
+    assert rows[2] == {
+        "usage": "#teruskan UNIT",
+        "aliases": "#disposisi, #assign",
+        "help": "Pindahkan tiket ke unit lain (kode atau nama unit); "
+        "unit itu diberi tahu.",
+    }

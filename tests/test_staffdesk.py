@@ -1,0 +1,327 @@
+"""Staff desk: roles, refusals, status and help, approval and the reopen window.
+
+Runs intake in process on a real SQLite database with a fake clock; letters are
+checked in the outbox, where they wait for delivery.
+"""
+
+from __future__ import annotations
+
+import email
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from mailbot.app import App
+from mailbot.commands import COMMANDS
+from mailbot.config import parse_settings
+from mailbot.intake import Origin, Outcome
+from mailbot.models import OutboxItem, Ticket
+from mailbot.views import forged_attempts
+
+DATA = Path(__file__).parent / "data"
+OFFICE = "porong@sidoarjokab.go.id"
+BUDI = "budi.santoso@example.com"
+OPERATOR = "operator@porong.example.go.id"
+EKBANG = "ekbang.staf@porong.example.go.id"
+KESOS = "kesos.staf@porong.example.go.id"
+SEKCAM = "sekcam@porong.example.go.id"
+ORIGIN = Origin("dinas", OFFICE, "dinas:test")
+STAFF = f"""
+[[staff]]
+email = "{OPERATOR}"
+name = "Operator CS"
+role = "operator"
+
+[[staff]]
+email = "{EKBANG}"
+name = "Staf Ekbang"
+unit = "ekbang"
+
+[[staff]]
+email = "{KESOS}"
+name = "Staf Kesos"
+unit = "kesos"
+
+[[staff]]
+email = "{SEKCAM}"
+name = "Sekretaris Camat"
+role = "sekcam"
+"""
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.moment = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+class Desk:
+    """An app in process, with helpers to write staff replies to one ticket."""
+
+    def __init__(self, app: App, clock: FakeClock) -> None:
+        self.app, self.clock = app, clock
+        self.count = 0
+
+    def receive(self, raw: bytes) -> Outcome:
+        return self.app.intake.receive(raw, ORIGIN).outcome
+
+    def letters(self) -> list[tuple[str, tuple[str, ...]]]:
+        with self.app.sessions() as session:
+            items = session.scalars(select(OutboxItem).order_by(OutboxItem.id))
+            return [(i.kind, tuple(i.recipients)) for i in items]
+
+    def last_text(self) -> str:
+        with self.app.sessions() as session:
+            item = session.scalars(select(OutboxItem).order_by(OutboxItem.id)).all()
+        message = email.message_from_bytes(item[-1].raw, policy=default)
+        assert isinstance(message, EmailMessage)
+        plain = message.get_body(preferencelist=("plain",))
+        assert plain is not None
+        return " ".join(plain.get_content().split())
+
+    def ticket(self, seq: int = 1) -> Ticket:
+        with self.app.sessions() as session:
+            tickets = session.scalars(select(Ticket).order_by(Ticket.id)).all()
+            return tickets[seq - 1]
+
+    def actions(self) -> list[tuple[str, str]]:
+        with self.app.sessions() as session:
+            ticket = session.scalars(select(Ticket)).first()
+            assert ticket is not None
+            return [(e.actor, e.action) for e in ticket.events]
+
+    def reply(self, sender: str, body: str) -> Outcome:
+        self.count += 1
+        self.clock.moment += timedelta(minutes=5)
+        message = EmailMessage()
+        message["From"] = sender
+        message["To"] = OFFICE
+        message["Subject"] = f"Re: [{self.ticket().reference}] Pengaduan baru"
+        message["Message-ID"] = f"<reply-{self.count}@example.org>"
+        message.set_content(body)
+        return self.receive(message.as_bytes())
+
+
+@pytest.fixture
+def make_desk(tmp_path: Path) -> Callable[[str], Desk]:
+    def make(extra: str = "") -> Desk:
+        text = f'[storage]\ndata_dir = "{tmp_path}"\n{STAFF}{extra}'
+        clock = FakeClock()
+        app = App.build(parse_settings(text, "test"), clock)
+        desk = Desk(app, clock)
+        desk.receive((DATA / "intake-complaint-street-light.eml").read_bytes())
+        return desk
+
+    return make
+
+
+@pytest.fixture
+def desk(make_desk: Callable[[str], Desk]) -> Desk:
+    return make_desk("")
+
+
+def test_staff_of_another_unit_may_not_note_or_answer(desk: Desk) -> None:
+    outcome = desk.reply(KESOS, "#catatan sudah dicek\n#tanggapan selesai")
+
+    assert outcome == Outcome.STAFF
+    assert desk.ticket().status == "received"
+    assert desk.letters()[-1] == ("command_reply", (KESOS,))
+    assert (
+        "#catatan: hanya untuk staf unit yang menangani tiket ini atau pimpinan."
+        in desk.last_text()
+    )
+    assert desk.actions() == [("mailbot", "created"), (KESOS, "command_refused")]
+
+
+def test_an_unknown_tag_stops_every_command_of_the_reply(desk: Desk) -> None:
+    desk.reply(EKBANG, "#tanggapan sudah diganti\n#tutup")
+
+    assert desk.ticket().status == "received"
+    assert [kind for kind, _ in desk.letters()] == [
+        "acknowledgement",
+        "unit_notification",
+        "command_reply",
+    ]
+    assert "Perintah #tutup tidak dikenal." in desk.last_text()
+
+
+def test_only_supervisors_reject_and_a_rejected_ticket_takes_no_commands(
+    desk: Desk,
+) -> None:
+    desk.reply(EKBANG, "#tolak bukan wewenang")
+    desk.reply(OPERATOR, "#tolak Urusan PLN, bukan kecamatan.")
+    desk.reply(EKBANG, "#tanggapan sudah")
+
+    assert desk.ticket().status == "rejected"
+    assert desk.letters()[2:] == [
+        ("command_reply", (EKBANG,)),
+        ("rejection", (BUDI,)),
+        ("command_reply", (EKBANG,)),
+    ]
+    assert "#tanggapan: tiket sudah ditolak." in desk.last_text()
+
+
+def test_the_rejection_names_the_reason_and_sp4n_lapor(desk: Desk) -> None:
+    desk.reply(OPERATOR, "#reject Urusan PLN, bukan kecamatan.")
+
+    text = desk.last_text()
+    assert "Urusan PLN, bukan kecamatan." in text
+    assert "SP4N-LAPOR! di https://www.lapor.go.id" in text
+
+
+def test_status_and_help_answer_the_sender_only(desk: Desk) -> None:
+    desk.reply(EKBANG, "#status\n#bantuan")
+
+    assert desk.letters()[-1] == ("command_reply", (EKBANG,))
+    text = desk.last_text()
+    assert "STATUS TIKET" in text
+    assert "mailbot dibuat: unit ekbang (keywords: pju, lampu, gelap, pasar)" in (text)
+    assert all(command.usage in text for command in COMMANDS)
+    assert desk.ticket().status == "received"
+
+
+def test_a_unit_mailbox_acts_as_its_unit(desk: Desk) -> None:
+    desk.reply("ekbang.porong@example.go.id", "#tanggapan Lampu sudah diganti.")
+
+    assert desk.ticket().status == "answered"
+    assert desk.letters()[-1] == ("final_response", (BUDI,))
+
+
+def test_with_approval_a_unit_answer_waits_for_the_approver(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk('[workflow]\napproval = ["sekcam"]\n')
+
+    desk.reply(EKBANG, "#tanggapan Lampu diganti minggu depan.")
+    desk.reply(SEKCAM, "#revisi Sebutkan tanggal pastinya.")
+    desk.reply(EKBANG, "#tanggapan Lampu diganti Senin, 7 Desember.")
+    desk.reply(SEKCAM, "#setuju")
+
+    assert [letter for letter in desk.letters()[2:]] == [
+        ("approval_request", (SEKCAM,)),
+        ("command_reply", (EKBANG,)),
+        ("unit_message", ("ekbang.porong@example.go.id",)),
+        ("approval_request", (SEKCAM,)),
+        ("command_reply", (EKBANG,)),
+        ("final_response", (BUDI,)),
+    ]
+    assert "Lampu diganti Senin, 7 Desember." in desk.last_text()
+    assert desk.ticket().status == "answered"
+    assert [action for _, action in desk.actions()][-3:] == [
+        "draft_approved",
+        "answered",
+        "status",
+    ]
+
+
+def test_setuju_without_a_draft_is_refused(make_desk: Callable[[str], Desk]) -> None:
+    desk = make_desk('[workflow]\napproval = ["sekcam"]\n')
+
+    desk.reply(SEKCAM, "#setuju")
+
+    assert "#setuju: tidak ada draf tanggapan yang menunggu." in desk.last_text()
+
+
+def _citizen_reply(desk: Desk, number: int) -> Outcome:
+    message = EmailMessage()
+    message["From"] = f"Budi Santoso <{BUDI}>"
+    message["To"] = OFFICE
+    message["Subject"] = f"Re: [{desk.ticket().reference}] Tanggapan atas pengaduan"
+    message["Message-ID"] = f"<budi-{number}@example.com>"
+    message.set_content("Masih mati.\n\nPada Rab, 2 Des 2026 menulis:\n> lama\n")
+    return desk.receive(message.as_bytes())
+
+
+def test_the_reopen_window_is_counted_from_the_answer(desk: Desk) -> None:
+    desk.reply(EKBANG, "#tanggapan Sudah diganti.")
+    desk.clock.moment += timedelta(days=13, hours=23)
+    reopened = _citizen_reply(desk, 1)
+    desk.reply(EKBANG, "#tanggapan Sudah diganti lagi.")
+    desk.clock.moment += timedelta(days=14, minutes=1)
+
+    late = _citizen_reply(desk, 2)
+
+    assert (reopened, late) == (Outcome.FOLLOW_UP, Outcome.TICKET)
+    assert desk.ticket(1).status == "answered"
+    assert desk.ticket(2).status == "received"
+    assert desk.actions() == [
+        ("mailbot", "created"),
+        (EKBANG, "answered"),
+        (EKBANG, "status"),
+        ("mailbot", "follow_up"),
+        ("mailbot", "status"),
+        ("mailbot", "reopened"),
+        (EKBANG, "answered"),
+        (EKBANG, "status"),
+        ("mailbot", "linked"),
+    ]
+
+
+def test_a_forged_staff_reply_is_counted_for_the_digest(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk('[security]\ntrusted_authserv_id = "mx.porong.example.go.id"\n')
+    since = desk.clock.now()
+
+    outcome = desk.reply(EKBANG, "#tanggapan palsu")
+
+    with desk.app.sessions() as session:
+        assert forged_attempts(session, since) == 1
+        assert forged_attempts(session, since + timedelta(hours=1)) == 0
+    assert outcome == Outcome.FORGED
+    assert desk.ticket().status == "received"
+    assert [kind for kind, _ in desk.letters()] == [
+        "acknowledgement",
+        "unit_notification",
+    ]
+
+
+def test_an_answer_and_a_rejection_in_one_reply_are_refused(desk: Desk) -> None:
+    desk.reply(OPERATOR, "#tanggapan sudah\n#tolak bukan wewenang")
+
+    assert desk.ticket().status == "received"
+    assert (
+        "Satu balasan hanya boleh berisi satu #tanggapan, #tolak atau #setuju."
+        in desk.last_text()
+    )
+
+
+def test_forwarding_by_unit_name_and_to_an_unknown_unit(desk: Desk) -> None:
+    desk.reply(OPERATOR, "#teruskan pemadam")
+    refusal = desk.last_text()
+    desk.reply(OPERATOR, "#assign Seksi Kesejahteraan Sosial\nsoal bantuan")
+
+    assert (
+        "#teruskan: unit 'pemadam' tidak dikenal (pilihan: umum, pemerintahan, "
+        "trantib, pmd, kesos, pelayanan, ekbang)." in refusal
+    )
+    assert desk.ticket().unit_code == "kesos"
+    assert desk.letters()[2:] == [
+        ("command_reply", (OPERATOR,)),
+        ("unit_notification", ("kesos.porong@example.go.id",)),
+    ]
+
+
+def test_tags_from_the_complainant_are_only_text(desk: Desk) -> None:
+    message = EmailMessage()
+    message["From"] = BUDI
+    message["To"] = OFFICE
+    message["Subject"] = f"Re: [{desk.ticket().reference}] Pengaduan diterima"
+    message["Message-ID"] = "<budi-tags@example.com>"
+    message.set_content("#tolak\n#tanggapan sudah beres")
+
+    outcome = desk.receive(message.as_bytes())
+
+    assert outcome == Outcome.FOLLOW_UP
+    assert desk.ticket().status == "received"
+    assert desk.letters()[-1] == (
+        "follow_up_notification",
+        ("ekbang.porong@example.go.id",),
+    )
