@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from mailbot.archive import ArchivedMail, archive
 from mailbot.attachments import StoredAttachment, store_attachments
+from mailbot.autoreply import acknowledge_within_limit
+from mailbot.bounces import handle_bounce
 from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.db import SessionFactory
@@ -27,9 +30,11 @@ from mailbot.identity import carries_identity
 from mailbot.letters import Correspondence, Received
 from mailbot.models import Direction, InboundMail, InboundStatus, Ticket
 from mailbot.parsing import ParsedMail, parse_message
+from mailbot.references import find_references
 from mailbot.routing import Router
 from mailbot.screening import Verdict, screen
 from mailbot.signing import Signer
+from mailbot.sizelimits import over_message_limit, quarantine_all
 from mailbot.threads import Thread, find_thread
 from mailbot.tickets import (
     MessageRecord,
@@ -40,6 +45,8 @@ from mailbot.tickets import (
 )
 
 log = logging.getLogger(__name__)
+
+_EMPTY_BRACKETS = re.compile(r"[\[(]\s*[\])]")
 
 
 @dataclass(frozen=True)
@@ -133,7 +140,9 @@ class Intake:
             return self._duplicate(session, earlier, origin)
 
         inbound = self._record(session, key, archived, origin)
-        verdict = screen(mail, self.own_addresses)
+        verdict = screen(mail, self.own_addresses, is_ours=self._is_ours)
+        if verdict.verdict == Verdict.BOUNCE:
+            return self._bounce(session, inbound, mail, raw, verdict.reason)
         if verdict.verdict != Verdict.PERSON:
             return self._automatic(session, inbound, mail, verdict.reason)
         if not mail.sender_address:
@@ -169,12 +178,21 @@ class Intake:
         session.flush()
         return inbound
 
+    def _is_ours(self, message_id: str) -> bool:
+        return self.signer.read_id(message_id) is not None
+
     def _received(self, mail: ParsedMail, archived: ArchivedMail) -> Received:
-        stored = store_attachments(
-            mail.attachments,
-            self.settings.storage.data_dir,
-            max_bytes=self.settings.intake.max_attachment_bytes,
-        )
+        limits = self.settings.intake
+        if over_message_limit(archived.size, limits.max_message_bytes):
+            stored = quarantine_all(
+                mail.attachments, archived.size, limits.max_message_bytes
+            )
+        else:
+            stored = store_attachments(
+                mail.attachments,
+                self.settings.storage.data_dir,
+                max_bytes=limits.max_attachment_bytes,
+            )
         message_id = mail.message_id or f"{archived.sha256}@mailbot.invalid"
         return Received(mail, message_id, tuple(stored), mail.text)
 
@@ -183,11 +201,12 @@ class Intake:
     ) -> Result:
         mail = received.mail
         now = self.clock.now()
+        office = self.settings.office
         decision = self.router.route(mail.subject, received.text)
         new = NewTicket(
             complainant_email=mail.sender_address,
             complainant_name=mail.sender_name,
-            subject=mail.subject or "(tanpa subjek)",
+            subject=_own_subject(mail.subject, office.reference_prefix),
             account=origin.account,
             inbox_address=origin.inbox_address or self.settings.office.email,
             unit_code=decision.unit,
@@ -197,7 +216,6 @@ class Intake:
             ),
             received_at=origin.received_at or mail.date or now,
         )
-        office = self.settings.office
         ticket = open_ticket(
             session,
             new,
@@ -206,7 +224,15 @@ class Intake:
             timezone=office.timezone,
         )
         self._keep(session, ticket, inbound, received, "complaint")
-        self.letters.acknowledge(session, ticket, received, now)
+        acknowledge_within_limit(
+            session,
+            self.letters,
+            self.signer,
+            ticket,
+            received,
+            limits=self.settings.intake,
+            now=now,
+        )
         self.letters.notify_unit(session, ticket, received, now)
         inbound.status, inbound.ticket_id = InboundStatus.TICKET, ticket.id
         return Result(Outcome.TICKET, inbound.id, ticket.reference)
@@ -241,26 +267,55 @@ class Intake:
         log.info("ticket %s: staff reply kept as a note", ticket.reference)
         return Result(Outcome.STAFF, inbound.id, ticket.reference)
 
-    def _automatic(
-        self, session: Session, inbound: InboundMail, mail: ParsedMail, reason: str
+    def _bounce(
+        self,
+        session: Session,
+        inbound: InboundMail,
+        mail: ParsedMail,
+        raw: bytes,
+        reason: str,
     ) -> Result:
-        thread = find_thread(
-            session, mail, self.signer, self.settings.office.reference_prefix
+        ticket = handle_bounce(
+            session,
+            mail,
+            raw,
+            signer=self.signer,
+            prefix=self.settings.office.reference_prefix,
+            now=self.clock.now(),
         )
+        return self._automatic(
+            session, inbound, mail, reason, ticket=ticket, kind="bounce"
+        )
+
+    def _automatic(
+        self,
+        session: Session,
+        inbound: InboundMail,
+        mail: ParsedMail,
+        reason: str,
+        *,
+        ticket: Ticket | None = None,
+        kind: str = "automatic",
+    ) -> Result:
+        if ticket is None:
+            thread = find_thread(
+                session, mail, self.signer, self.settings.office.reference_prefix
+            )
+            ticket = thread.ticket if thread is not None else None
         inbound.status, inbound.reason = InboundStatus.AUTOMATIC, reason
-        if thread is None:
+        if ticket is None:
             log.warning("inbound %d: automatic mail skipped: %s", inbound.id, reason)
             return Result(Outcome.AUTOMATIC, inbound.id, None, reason)
 
         received = Received(mail, mail.message_id or "", (), mail.text)
-        self._keep(session, thread.ticket, inbound, received, "automatic")
-        inbound.ticket_id = thread.ticket.id
+        self._keep(session, ticket, inbound, received, kind)
+        inbound.ticket_id = ticket.id
         log.warning(
             "ticket %s: automatic mail attached, not answered: %s",
-            thread.ticket.reference,
+            ticket.reference,
             reason,
         )
-        return Result(Outcome.AUTOMATIC, inbound.id, thread.ticket.reference, reason)
+        return Result(Outcome.AUTOMATIC, inbound.id, ticket.reference, reason)
 
     def _keep(
         self,
@@ -340,6 +395,16 @@ def _attachment_record(stored: StoredAttachment) -> dict[str, object]:
         "quarantined": stored.quarantined,
         "reason": stored.reason,
     }
+
+
+def _own_subject(subject: str, prefix: str) -> str:
+    # A reference typed by someone who is not that ticket's complainant must not
+    # travel into the new ticket's letters (threads.py already refused the link).
+    for reference in find_references(subject, prefix):
+        pattern = re.compile(re.escape(str(reference)), re.IGNORECASE)
+        subject = pattern.sub("", subject)
+    subject = " ".join(_EMPTY_BRACKETS.sub(" ", subject).split())
+    return subject or "(tanpa subjek)"
 
 
 def _own_addresses(settings: Settings) -> frozenset[str]:
