@@ -56,6 +56,7 @@ _RECIPIENT_FIELD = re.compile(
     r"<?([^\s<>]+@[^\s<>]+)>?",
     re.I | re.M,
 )
+_FOLDED = re.compile(r"\r?\n[ \t]+")
 # qmail and Postfix plain-text bounces list "<address>:" at the start of a line.
 _LISTED_RECIPIENT = re.compile(r"^<([^\s<>]+@[^\s<>]+)>:", re.M)
 
@@ -65,18 +66,22 @@ class Bounce:
     """What a delivery report says: which letters, to whom, and why."""
 
     signed_ids: tuple[str, ...]
+    references: tuple[str, ...]
     recipients: tuple[str, ...]
     diagnostic: str
     failed: bool
 
 
-def read_bounce(mail: ParsedMail, raw: bytes) -> Bounce:
-    """Read the ids, recipients and diagnostic out of a delivery report."""
+def read_bounce(mail: ParsedMail, raw: bytes, prefix: str) -> Bounce:
+    """Read the ids, references, recipients and diagnostic out of a report."""
     texts = [mail.subject, mail.text, *_report_texts(mail)]
     joined = "\n".join(texts)
     actions = {a.lower() for a in _ACTION.findall(joined)}
     return Bounce(
         signed_ids=tuple(dict.fromkeys(_SIGNED_ID.findall(joined))),
+        references=tuple(
+            dict.fromkeys(str(r) for r in find_references(joined, prefix))
+        ),
         recipients=_recipients(joined, raw),
         diagnostic=_diagnostic(joined, mail.subject),
         # A report whose every action is "delayed" or "delivered" is no failure.
@@ -94,10 +99,8 @@ def handle_bounce(
     now: datetime,
 ) -> Ticket | None:
     """Mark the bounced letter failed; the ticket it belongs to, if found."""
-    bounce = read_bounce(mail, raw)
-    item = _by_signed_id(session, bounce, signer) or _by_recipient(
-        session, bounce, mail, prefix
-    )
+    bounce = read_bounce(mail, raw, prefix)
+    item = _by_signed_id(session, bounce, signer) or _by_recipient(session, bounce)
     if item is None:
         log.warning("bounce matched no outgoing letter; kept as automatic mail")
         return None
@@ -128,7 +131,8 @@ def _record(
 def _report_texts(mail: ParsedMail) -> Iterable[str]:
     for attachment in mail.attachments:
         if attachment.content_type.lower() in _REPORT_TYPES:
-            yield attachment.payload[:200_000].decode("utf-8", "replace")
+            text = attachment.payload[:200_000].decode("utf-8", "replace")
+            yield _FOLDED.sub(" ", text)
 
 
 def _recipients(text: str, raw: bytes) -> tuple[str, ...]:
@@ -170,16 +174,15 @@ def _by_signed_id(
     return None
 
 
-def _by_recipient(
-    session: Session, bounce: Bounce, mail: ParsedMail, prefix: str
-) -> OutboxItem | None:
+def _by_recipient(session: Session, bounce: Bounce) -> OutboxItem | None:
+    # Without our id, only a letter of a referenced ticket to a failed address.
     if not bounce.recipients:
         return None
-    for reference in find_references(f"{mail.subject}\n{mail.text}", prefix):
+    for reference in bounce.references:
         items = session.scalars(
             select(OutboxItem)
             .join(Ticket, Ticket.id == OutboxItem.ticket_id)
-            .where(Ticket.reference == str(reference))
+            .where(Ticket.reference == reference)
             .order_by(OutboxItem.id.desc())
         )
         for item in items:
