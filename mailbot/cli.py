@@ -24,6 +24,7 @@ from mailbot.intake import Origin, Outcome
 from mailbot.models import OutboxStatus, TicketStatus
 from mailbot.outbox import deliver_due, retry
 from mailbot.polling import PollReport
+from mailbot.redaction import install_masking
 from mailbot.references import parse_reference
 from mailbot.routing import Router
 from mailbot.scheduler import StopFlag, run_forever, single_instance
@@ -84,6 +85,7 @@ def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    install_masking()
     ctx.obj = Context(config)
 
 
