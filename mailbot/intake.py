@@ -32,7 +32,7 @@ from mailbot.models import Direction, InboundMail, InboundStatus, Ticket
 from mailbot.parsing import ParsedMail, parse_message
 from mailbot.references import find_references
 from mailbot.routing import Router
-from mailbot.screening import Verdict, screen
+from mailbot.screening import Verdict, complainant_address, screen
 from mailbot.signing import Signer
 from mailbot.sizelimits import over_message_limit, quarantine_all
 from mailbot.threads import Thread, find_thread
@@ -204,7 +204,7 @@ class Intake:
         office = self.settings.office
         decision = self.router.route(mail.subject, received.text)
         new = NewTicket(
-            complainant_email=mail.sender_address,
+            complainant_email=complainant_address(mail),
             complainant_name=mail.sender_name,
             subject=_own_subject(mail.subject, office.reference_prefix),
             account=origin.account,

@@ -83,6 +83,26 @@ def is_list_mail(mail: ParsedMail) -> bool:
     return bool(mail.list_id) or mail.precedence == "list"
 
 
+def complainant_address(mail: ParsedMail) -> str:
+    """Who wrote the message: the From address, unless a list rewrote From.
+
+    Lists that rewrite From to their own address for DMARC ("'Budi' via Warga
+    RT 05 <rt05@groups.example>") put the writer in Reply-To; the answer goes
+    there, never to the list.
+    """
+    rewritten = _is_list_address(mail.sender_address, mail.list_id)
+    writer = mail.reply_to
+    if rewritten and writer and not _is_list_address(writer, mail.list_id):
+        return writer
+    return mail.sender_address
+
+
+def _is_list_address(address: str, list_id: str) -> bool:
+    # RFC 2919: the List-Id of list@example.org is commonly "list.example.org".
+    identifier = list_id.rpartition("<")[2].rstrip(">").strip().lower()
+    return bool(identifier) and address.lower().replace("@", ".", 1) == identifier
+
+
 def _local_part(mail: ParsedMail) -> str:
     return mail.sender_address.partition("@")[0]
 

@@ -162,6 +162,20 @@ def test_list_mail_opens_a_ticket_and_only_the_writer_is_acknowledged(
     assert ticket.complainant_email == "warga.rt05@example.com"
 
 
+def test_list_that_rewrites_from_is_answered_at_the_writer(app: App) -> None:
+    raw = _mail(
+        "From: 'Warga RT 05' via Warga Porong <rt05-porong@googlegroups.example>\n"
+        "Reply-To: Warga RT 05 <warga.rt05@example.com>\n"
+        "List-Id: <rt05-porong.googlegroups.example>\n"
+        "Subject: Sampah menumpuk di pinggir jalan\n"
+        "Message-ID: <list-2@example.com>"
+    )
+
+    ack = _acknowledgement(app, raw)
+
+    assert ack["To"] == "warga.rt05@example.com"
+
+
 def test_autoreply_citing_our_letter_is_attached_not_answered(app: App) -> None:
     first = _mail(
         "From: Rina <rina@example.com>\nSubject: Lampu jalan mati\n"
