@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailbot.archive import ArchivedMail, archive
-from mailbot.attachments import StoredAttachment, store_attachments
+from mailbot.attachments import StoredAttachment
 from mailbot.autoreply import acknowledge_within_limit
 from mailbot.bounces import handle_bounce
 from mailbot.clock import Clock
@@ -34,7 +34,7 @@ from mailbot.references import find_references
 from mailbot.routing import Router
 from mailbot.screening import Verdict, complainant_address, screen
 from mailbot.signing import Signer
-from mailbot.sizelimits import over_message_limit, quarantine_all
+from mailbot.sizelimits import store_within_limits
 from mailbot.threads import Thread, find_thread
 from mailbot.tickets import (
     MessageRecord,
@@ -182,17 +182,12 @@ class Intake:
         return self.signer.read_id(message_id) is not None
 
     def _received(self, mail: ParsedMail, archived: ArchivedMail) -> Received:
-        limits = self.settings.intake
-        if over_message_limit(archived.size, limits.max_message_bytes):
-            stored = quarantine_all(
-                mail.attachments, archived.size, limits.max_message_bytes
-            )
-        else:
-            stored = store_attachments(
-                mail.attachments,
-                self.settings.storage.data_dir,
-                max_bytes=limits.max_attachment_bytes,
-            )
+        stored = store_within_limits(
+            mail.attachments,
+            archived.size,
+            self.settings.storage.data_dir,
+            self.settings.intake,
+        )
         message_id = mail.message_id or f"{archived.sha256}@mailbot.invalid"
         return Received(mail, message_id, tuple(stored), mail.text)
 

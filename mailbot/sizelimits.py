@@ -11,15 +11,30 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
-from mailbot.attachments import Attachment, StoredAttachment
+from mailbot.attachments import Attachment, StoredAttachment, store_attachments
+from mailbot.config import IntakeConfig
 
 log = logging.getLogger(__name__)
 
+# TODO: an oversized message is still fetched and parsed whole (its attachments
+# decoded in memory) before they are set aside; fetching RFC822.SIZE first and
+# parsing without payloads would bound memory at a few times the text's size.
 
-def over_message_limit(size: int, limit: int) -> bool:
-    """Whether a message of this many bytes is over the limit."""
-    return size > limit
+
+def store_within_limits(
+    attachments: Sequence[Attachment],
+    message_size: int,
+    data_dir: Path,
+    limits: IntakeConfig,
+) -> list[StoredAttachment]:
+    """Store the attachments of a message, or quarantine what is over a limit."""
+    if message_size > limits.max_message_bytes:
+        return quarantine_all(attachments, message_size, limits.max_message_bytes)
+    return store_attachments(
+        attachments, data_dir, max_bytes=limits.max_attachment_bytes
+    )
 
 
 def quarantine_all(
