@@ -29,6 +29,7 @@ from mailbot.models import MailboxState, OutboxStatus, TicketStatus
 from mailbot.outbox import deliver_due, retry
 from mailbot.parsing import quiet_library_logging
 from mailbot.polling import PollReport
+from mailbot.redaction import install_masking
 from mailbot.references import parse_reference
 from mailbot.routing import Router
 from mailbot.scheduler import StopFlag, run_forever, single_instance
@@ -91,6 +92,7 @@ def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
         stream=sys.stderr,
     )
     quiet_library_logging()
+    install_masking()
     ctx.obj = Context(config)
 
 

@@ -176,6 +176,9 @@ class IntakeConfig(_Section):
     lock_seconds: Annotated[float, Field(gt=0)] = 600.0
     max_message_bytes: Annotated[int, Field(gt=0)] = 25 * 1024 * 1024
     max_attachment_bytes: Annotated[int, Field(gt=0)] = 25 * 1024 * 1024
+    # Automatic answers (acknowledgements) per address and window: loop guard.
+    auto_reply_limit: Annotated[int, Field(ge=0)] = 5
+    auto_reply_window_hours: Annotated[float, Field(gt=0)] = 24.0
 
 
 _HOURS = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"

@@ -18,8 +18,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailbot.archive import ArchivedMail, archive
-from mailbot.attachments import StoredAttachment, store_attachments
+from mailbot.attachments import StoredAttachment
 from mailbot.authenticity import SenderCheck, check_sender, record_forgery
+from mailbot.autoreply import acknowledge_within_limit
+from mailbot.bounces import handle_bounce
 from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.conversation import Continuation, continuation
@@ -32,8 +34,9 @@ from mailbot.models import Direction, InboundMail, InboundStatus, Ticket, Ticket
 from mailbot.parsing import ParsedMail, parse_message
 from mailbot.replies import new_text
 from mailbot.routing import Router
-from mailbot.screening import Verdict, screen
+from mailbot.screening import Verdict, complainant_address, screen
 from mailbot.signing import Signer
+from mailbot.sizelimits import store_within_limits
 from mailbot.staffdesk import StaffDesk
 from mailbot.threads import Thread, base_subject, find_thread
 from mailbot.tickets import (
@@ -144,12 +147,23 @@ class Intake:
             return self._duplicate(session, earlier, origin)
 
         inbound = self._record(session, key, archived, origin)
-        verdict = screen(mail, self.own_addresses)
+        verdict = screen(mail, self.own_addresses, is_ours=self._is_ours)
+        if verdict.verdict == Verdict.BOUNCE:
+            return self._bounce(session, inbound, mail, raw, verdict.reason)
         if verdict.verdict != Verdict.PERSON:
             return self._automatic(session, inbound, mail, verdict.reason)
         if not mail.sender_address:
             raise MessageError("no usable sender address in From")
+        return self._from_person(session, inbound, mail, archived, origin)
 
+    def _from_person(
+        self,
+        session: Session,
+        inbound: InboundMail,
+        mail: ParsedMail,
+        archived: ArchivedMail,
+        origin: Origin,
+    ) -> Result:
         thread = find_thread(
             session,
             mail,
@@ -184,11 +198,15 @@ class Intake:
         session.flush()
         return inbound
 
+    def _is_ours(self, message_id: str) -> bool:
+        return self.signer.read_id(message_id) is not None
+
     def _received(self, mail: ParsedMail, archived: ArchivedMail) -> Received:
-        stored = store_attachments(
+        stored = store_within_limits(
             mail.attachments,
+            archived.size,
             self.settings.storage.data_dir,
-            max_bytes=self.settings.intake.max_attachment_bytes,
+            self.settings.intake,
         )
         message_id = mail.message_id or f"{archived.sha256}@mailbot.invalid"
         return Received(mail, message_id, tuple(stored), mail.text)
@@ -198,9 +216,10 @@ class Intake:
     ) -> Result:
         mail = received.mail
         now = self.clock.now()
+        office = self.settings.office
         decision = self.router.route(mail.subject, received.text)
         new = NewTicket(
-            complainant_email=mail.sender_address,
+            complainant_email=complainant_address(mail),
             complainant_name=mail.sender_name,
             subject=base_subject(mail.subject, self.settings.office.reference_prefix)
             or "(tanpa subjek)",
@@ -213,7 +232,6 @@ class Intake:
             ),
             received_at=origin.received_at or mail.date or now,
         )
-        office = self.settings.office
         ticket = open_ticket(
             session,
             new,
@@ -223,7 +241,15 @@ class Intake:
             sla=self.settings.sla,
         )
         self._keep(session, ticket, inbound, received, "complaint")
-        self.letters.acknowledge(session, ticket, received, now)
+        acknowledge_within_limit(
+            session,
+            self.letters,
+            self.signer,
+            ticket,
+            received,
+            limits=self.settings.intake,
+            now=now,
+        )
         self.letters.notify_unit(session, ticket, received, now)
         inbound.status, inbound.ticket_id = InboundStatus.TICKET, ticket.id
         return Result(Outcome.TICKET, inbound.id, ticket.reference)
@@ -310,26 +336,55 @@ class Intake:
             log.info("ticket %s: continues %s", new.reference, old.reference)
         return result
 
-    def _automatic(
-        self, session: Session, inbound: InboundMail, mail: ParsedMail, reason: str
+    def _bounce(
+        self,
+        session: Session,
+        inbound: InboundMail,
+        mail: ParsedMail,
+        raw: bytes,
+        reason: str,
     ) -> Result:
-        thread = find_thread(
-            session, mail, self.signer, self.settings.office.reference_prefix
+        ticket = handle_bounce(
+            session,
+            mail,
+            raw,
+            signer=self.signer,
+            prefix=self.settings.office.reference_prefix,
+            now=self.clock.now(),
         )
+        return self._automatic(
+            session, inbound, mail, reason, ticket=ticket, kind="bounce"
+        )
+
+    def _automatic(
+        self,
+        session: Session,
+        inbound: InboundMail,
+        mail: ParsedMail,
+        reason: str,
+        *,
+        ticket: Ticket | None = None,
+        kind: str = "automatic",
+    ) -> Result:
+        if ticket is None:
+            thread = find_thread(
+                session, mail, self.signer, self.settings.office.reference_prefix
+            )
+            ticket = thread.ticket if thread is not None else None
         inbound.status, inbound.reason = InboundStatus.AUTOMATIC, reason
-        if thread is None:
+        if ticket is None:
             log.warning("inbound %d: automatic mail skipped: %s", inbound.id, reason)
             return Result(Outcome.AUTOMATIC, inbound.id, None, reason)
 
         received = Received(mail, mail.message_id or "", (), mail.text)
-        self._keep(session, thread.ticket, inbound, received, "automatic")
-        inbound.ticket_id = thread.ticket.id
+        self._keep(session, ticket, inbound, received, kind)
+        inbound.ticket_id = ticket.id
         log.warning(
             "ticket %s: automatic mail attached, not answered: %s",
-            thread.ticket.reference,
+            ticket.reference,
             reason,
         )
-        return Result(Outcome.AUTOMATIC, inbound.id, thread.ticket.reference, reason)
+        return Result(Outcome.AUTOMATIC, inbound.id, ticket.reference, reason)
 
     def _keep(
         self,

@@ -61,7 +61,19 @@ class Poller:
 
     def poll_all(self, accounts: Sequence[AccountConfig]) -> list[PollReport]:
         """Poll each account; an error in one is recorded and the rest go on."""
-        return [self.poll(account) for account in accounts]
+        return [self._poll_guarded(account) for account in accounts]
+
+    def _poll_guarded(self, account: AccountConfig) -> PollReport:
+        # The per-account boundary: an unforeseen failure of one account (a
+        # library bug, a server answer nobody expected) must not starve the
+        # accounts after it, poll after poll.
+        try:
+            return self.poll(account)
+        except Exception as exc:
+            log.exception("account %s: poll failed unexpectedly", account.name)
+            error = f"{type(exc).__name__}: {exc}"
+            self._record_error(account, error)
+            return PollReport(account.name, 0, {}, error=error)
 
     def poll(self, account: AccountConfig) -> PollReport:
         """Poll one account under its lease."""

@@ -1,0 +1,71 @@
+"""Auto-reply limit: how many automatic answers one address may get per window.
+
+Two autoresponders can answer each other for ever, and a responder whose answers
+look human passes every header check. So whatever screening lets through, an
+address gets at most ``[intake] auto_reply_limit`` automatic answers per
+``auto_reply_window_hours``; beyond that the ticket is still opened, but no
+acknowledgement is queued, and the ticket's history says so. Counted from the
+outbox: our signed Message-IDs carry a digest of their recipient.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailbot.config import IntakeConfig
+from mailbot.letters import Correspondence, Received
+from mailbot.models import OutboxItem, Ticket
+from mailbot.signing import Signer
+from mailbot.tickets import record_event
+
+log = logging.getLogger(__name__)
+
+# Letters that answer a received message without a person deciding to send them.
+AUTO_REPLY_KINDS = frozenset({"acknowledgement"})
+
+
+def auto_replies_since(
+    session: Session, signer: Signer, address: str, since: datetime
+) -> int:
+    """How many automatic answers were queued for this address since a moment."""
+    digest = signer.recipient_digest(address)
+    count = session.scalar(
+        select(func.count(OutboxItem.id))
+        .where(OutboxItem.message_id.like(f"%.r{digest}.k%"))
+        .where(OutboxItem.kind.in_(sorted(AUTO_REPLY_KINDS)))
+        .where(OutboxItem.created_at >= since)
+    )
+    return count or 0
+
+
+def acknowledge_within_limit(
+    session: Session,
+    letters: Correspondence,
+    signer: Signer,
+    ticket: Ticket,
+    received: Received,
+    *,
+    limits: IntakeConfig,
+    now: datetime,
+) -> bool:
+    """Queue the acknowledgement unless the complainant had enough; True if queued."""
+    since = now - timedelta(hours=limits.auto_reply_window_hours)
+    sent = auto_replies_since(session, signer, ticket.complainant_email, since)
+    if sent < limits.auto_reply_limit:
+        letters.acknowledge(session, ticket, received, now)
+        return True
+
+    detail = (
+        f"no acknowledgement: {sent} automatic answers to this address in the "
+        f"last {limits.auto_reply_window_hours:g} h (limit {limits.auto_reply_limit})"
+    )
+    record_event(session, ticket, "acknowledgement_withheld", detail, at=now)
+    log.warning(
+        "ticket %s: acknowledgement withheld, auto-reply limit reached",
+        ticket.reference,
+    )
+    return False
