@@ -37,7 +37,9 @@ MAX_SUBJECT_CHARS = 998
 MAX_MESSAGE_ID_CHARS = 400
 EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=2)
-AUTOMATIC_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")
+# X-Auto-Response-Suppress is left out: Exchange sets it on mail people write,
+# and it asks others not to auto-reply rather than saying the mail is automatic.
+AUTOMATIC_HEADERS = ("X-Autoreply", "X-Autorespond")
 
 _BARE_CR = re.compile(rb"\r(?!\n)")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")

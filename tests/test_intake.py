@@ -209,3 +209,11 @@ def test_base_subject_drops_prefixes_and_our_references(
     subject: str, expected: str
 ) -> None:
     assert base_subject(subject, "PRG") == expected
+
+
+def test_outlook_mail_asking_for_no_auto_replies_is_still_a_complaint(app: App) -> None:
+    raw = (DATA / "intake-outlook-complaint-with-suppress-header.eml").read_bytes()
+
+    outcome, reference = _receive(app, raw)
+
+    assert (outcome, reference) == (Outcome.TICKET, "PRG-2026-000001-5")

@@ -198,7 +198,7 @@ def test_automatic_reply_headers() -> None:
     assert mail.precedence == "auto_reply"
     assert mail.list_id == "Warga RT 04 <rt04.example.org>"
     assert mail.x_autoreply is True
-    assert mail.automatic_headers == ("X-Autoreply", "X-Auto-Response-Suppress")
+    assert mail.automatic_headers == ("X-Autoreply",)
     assert mail.in_reply_to == ("ack-123@porong.example.go.id",)
     assert mail.is_delivery_report is False
 
