@@ -132,7 +132,7 @@ def _store(attachment: Attachment, data_dir: Path, max_bytes: int) -> StoredAtta
     digest = hashlib.sha256(attachment.payload).hexdigest()
     if size > max_bytes:
         log.warning("attachment %s quarantined: %d bytes", digest[:12], size)
-        reason = f"larger than the limit of {max_bytes} bytes ({size} bytes)"
+        reason = f"melebihi batas {max_bytes} byte ({size} byte); tidak disimpan"
         return StoredAttachment(
             attachment.filename,
             attachment.content_type,

@@ -100,7 +100,7 @@ def test_store_attachments_quarantines_oversized_files(tmp_path: Path) -> None:
             hashlib.sha256(b"x" * 11).hexdigest(),
             None,
             True,
-            "larger than the limit of 10 bytes (11 bytes)",
+            "melebihi batas 10 byte (11 byte); tidak disimpan",
         )
     ]
     assert not (tmp_path / "attachments").exists()

@@ -64,7 +64,7 @@ def _unit_notice(app: App) -> str:
         (
             "max_attachment_bytes = 2000",
             3072,
-            "larger than the limit of 2000 bytes (3072 bytes)",
+            "melebihi batas 2000 byte (3072 byte); tidak disimpan",
         ),
     ],
 )
