@@ -214,6 +214,7 @@ def import_(context: Context, paths: tuple[Path, ...]) -> None:
             origin = Origin("import", "", item.source)
             result = app.intake.receive(item.raw, origin)
             counts[result.outcome] = counts.get(result.outcome, 0) + 1
+    app.intake.make_durable()
     summary = ", ".join(f"{counts.get(o, 0)} {o}" for o in Outcome)
     click.echo(f"imported {total} messages: {summary}")
 

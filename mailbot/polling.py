@@ -138,6 +138,7 @@ class Poller:
         for fetched in box.fetch(uids):
             result = self.intake.receive(fetched.raw, self._origin(account, fetched))
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+        self.intake.make_durable()
         box.mark_handled(uids)
 
         with self.sessions.begin() as session:
