@@ -14,15 +14,22 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
 MAKE_CORPUS = REPO.parent / "shared" / "bench" / "make_corpus.py"
 WORK = Path(os.environ.get("MAILBOT_BENCH_DIR", "/tmp/mailbot-bench"))
 SIGNING_KEY = "bench-signing-key-0123456789abcdef"
+os.environ.setdefault("MAILBOT_BENCH_SIGNING_KEY", SIGNING_KEY)
 
 sys.path.insert(0, str(TESTS))
+
+# The test servers, reused by path: tests/servers.py and tests/clirun.py.
+import clirun  # noqa: E402
+import servers  # noqa: E402
 
 
 def need_corpus_tool() -> Path:
@@ -130,3 +137,26 @@ def write_config(path: Path, data_dir: Path, extra: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + extra, encoding="utf-8")
     return path
+
+
+@contextmanager
+def dovecot_server() -> Iterator[Any]:
+    """A private Dovecot from tests/servers.py, stopped and removed afterwards."""
+    (WORK / "tls").mkdir(parents=True, exist_ok=True)
+    tls = servers.make_tls(WORK / "tls")
+    oauth = servers.OAuthServer()
+    server = servers.launch_dovecot(tls, oauth.introspection_url)
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.remove()
+        oauth.stop()
+
+
+def account_toml(server: Any, user: Any, name: str, **extra: object) -> str:
+    """One [[accounts]] table for a Dovecot user, its password in the env."""
+    env_name = f"MAILBOT_BENCH_PW_{name.upper()}"
+    os.environ[env_name] = user.password
+    inbox = clirun.Inbox(name, replace(user, password_env=env_name), f"{name}@x.test")
+    return str(clirun.account_toml(server, inbox, **extra))
