@@ -160,3 +160,11 @@ def account_toml(server: Any, user: Any, name: str, **extra: object) -> str:
     os.environ[env_name] = user.password
     inbox = clirun.Inbox(name, replace(user, password_env=env_name), f"{name}@x.test")
     return str(clirun.account_toml(server, inbox, **extra))
+
+
+def smtp_toml(sink: Any) -> str:
+    """An [smtp] table sending to a test sink."""
+    return (
+        f'[smtp]\nhost = "{servers.LOOPBACK}"\nport = {sink.port}\nsecurity = "none"\n'
+        'from_address = "porong@sidoarjokab.go.id"\n'
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from mailbot.references import parse_reference
 from mailbot.routing import Router
 from mailbot.scheduler import StopFlag, run_forever, single_instance
 from mailbot.views import list_outbox, list_quarantine, list_tickets, show_ticket
+from mailbot.watch import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +190,15 @@ def run(context: Context) -> None:
             lambda: deliver_due(app.sessions, transport, _smtp_policy(app), app.clock),
         ),
     ]
+    wake = threading.Event()
+    watcher = Watcher(app.open_mailbox, wake)
     with single_instance(app.settings.storage.data_dir):
+        if intake.idle:
+            watcher.start(app.settings.accounts)
         try:
-            run_forever(jobs, StopFlag())
+            run_forever(jobs, StopFlag(), wake=wake)
         finally:
+            watcher.stop()
             transport.close()
 
 

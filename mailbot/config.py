@@ -175,6 +175,9 @@ class IntakeConfig(_Section):
     lock_seconds: Annotated[float, Field(gt=0)] = 600.0
     max_message_bytes: Annotated[int, Field(gt=0)] = 25 * 1024 * 1024
     max_attachment_bytes: Annotated[int, Field(gt=0)] = 25 * 1024 * 1024
+    # `mailbot run` keeps an IMAP IDLE connection per account and polls as soon
+    # as mail arrives; the interval above stays the fallback.
+    idle: bool = True
 
 
 class Settings(_Section):

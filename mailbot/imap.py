@@ -258,6 +258,11 @@ class Mailbox:
             _, responses = client.noop()
             return _changed(responses)
 
+    def can_idle(self) -> bool:
+        """Whether the server offers IDLE (RFC 2177)."""
+        with self._failures("capability"):
+            return bool(self._connection().has_capability("IDLE"))
+
     def noop(self) -> None:
         """NOOP: keeps the connection alive and checks that it still is."""
         with self._failures("noop"):
