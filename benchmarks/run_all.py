@@ -22,6 +22,7 @@ FULL = [
     ("bench_fetch.py", ["--count", "10000"]),
     ("bench_latency.py", ["--rounds", "10"]),
     ("bench_memory.py", []),
+    ("bench_workers.py", ["--count", "2000"]),
     ("bench_digest.py", []),
 ]
 QUICK = {
@@ -29,6 +30,7 @@ QUICK = {
     "bench_poll.py": ["--large", "2000", "--runs", "8"],
     "bench_fetch.py": ["--count", "500"],
     "bench_latency.py": ["--rounds", "3"],
+    "bench_workers.py": ["--count", "200"],
 }
 
 

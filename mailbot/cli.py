@@ -11,10 +11,12 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.engine import make_url
 
 from mailbot import db
 from mailbot.app import App
@@ -192,7 +194,7 @@ def run(context: Context) -> None:
     ]
     wake = threading.Event()
     watcher = Watcher(app.open_mailbox, wake)
-    with single_instance(app.settings.storage.data_dir):
+    with _one_worker_guard(app):
         if intake.idle:
             watcher.start(app.settings.accounts)
         try:
@@ -200,6 +202,14 @@ def run(context: Context) -> None:
         finally:
             watcher.stop()
             transport.close()
+
+
+def _one_worker_guard(app: App) -> AbstractContextManager[None]:
+    # SQLite has one writer: one `run` per data folder. On PostgreSQL several
+    # workers share the database, and may share the data folder too.
+    if make_url(app.settings.storage.url).get_backend_name() == "sqlite":
+        return single_instance(app.settings.storage.data_dir)
+    return nullcontext()
 
 
 @cli.command(name="import")
