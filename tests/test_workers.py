@@ -183,3 +183,25 @@ def _message_id(raw: bytes) -> str:
         if not line:
             break
     return ""
+
+
+def test_workers_started_together_on_a_new_database_migrate_it_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    config = write_config(
+        tmp_path / "mailbot.toml",
+        data_dir=tmp_path / "storage",
+        database_url=postgres_url,
+    )
+    program = Path(sys.executable).with_name("mailbot")
+    env = {**os.environ, "MAILBOT_TEST_SIGNING_KEY": SIGNING_KEY}
+    command = [str(program), "--config", str(config), "tickets", "list", "--json"]
+
+    started = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(WORKERS)
+    ]
+    outputs = [process.communicate(timeout=60)[0] for process in started]
+
+    assert [p.returncode for p in started] == [0] * WORKERS
+    assert outputs == ["[]\n"] * WORKERS
