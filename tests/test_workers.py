@@ -129,20 +129,10 @@ def test_four_workers_one_killed_make_every_ticket_once(
     engine = create_engine(postgres_url)
     start = time.monotonic()
     workers = [_start(config, tmp_path / f"worker{n}.log") for n in range(WORKERS)]
-
-    wait_until(
-        lambda: _count(engine, InboundMail.id.is_not(None)) >= MESSAGES // 4,
-        120.0,
-        "a quarter of the mail",
-    )
-    workers[0].send_signal(signal.SIGKILL)
-    # Reaped, as its service manager would: a zombie still looks alive.
-    workers[0].wait(timeout=30)
-    wait_until(lambda: _settled(engine, MESSAGES), 240.0, "all mail handled")
-    for worker in workers[1:]:
-        worker.send_signal(signal.SIGTERM)
-    for worker in workers[1:]:
-        worker.wait(timeout=30)
+    try:
+        _kill_one_midway(engine, workers)
+    finally:
+        _stop(workers)
     elapsed = time.monotonic() - start
 
     with engine.connect() as connection:
@@ -174,6 +164,30 @@ def test_four_workers_one_killed_make_every_ticket_once(
     assert set(delivered) == {row.message_id for row in outgoing}
     assert twice <= 1
     assert [w.returncode for w in workers] == [-signal.SIGKILL, 0, 0, 0]
+
+
+def _kill_one_midway(engine: Engine, workers: list[subprocess.Popen[bytes]]) -> None:
+    wait_until(
+        lambda: _count(engine, InboundMail.id.is_not(None)) >= MESSAGES // 4,
+        120.0,
+        "a quarter of the mail",
+    )
+    workers[0].send_signal(signal.SIGKILL)
+    # Reaped, as its service manager would: a zombie still looks alive.
+    workers[0].wait(timeout=30)
+    wait_until(lambda: _settled(engine, MESSAGES), 600.0, "all mail handled")
+
+
+def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
 
 
 def _message_id(raw: bytes) -> str:
