@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from mailbot.config import AccountConfig
 from mailbot.errors import MailboxError
@@ -40,6 +41,8 @@ class Watcher:
         self.retry_seconds = retry_seconds
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
+        self._boxes: dict[str, Mailbox] = {}
+        self._lock = threading.Lock()
 
     def start(self, accounts: Sequence[AccountConfig]) -> None:
         """One daemon thread per account."""
@@ -54,8 +57,12 @@ class Watcher:
             self.threads.append(thread)
 
     def stop(self) -> None:
-        """Ask the threads to end after their current wait."""
+        """End the threads: their connections are cut, their waits end."""
         self.stopping.set()
+        with self._lock:
+            boxes = list(self._boxes.values())
+        for box in boxes:
+            box.interrupt()
 
     def _watch(self, account: AccountConfig) -> None:
         while not self.stopping.is_set():
@@ -63,6 +70,8 @@ class Watcher:
                 if not self._idle_session(account):
                     return
             except MailboxError as exc:
+                if self.stopping.is_set():
+                    return
                 log.warning(
                     "account %s: watch connection failed, retrying in %.0f s: %s",
                     account.name,
@@ -73,7 +82,7 @@ class Watcher:
 
     def _idle_session(self, account: AccountConfig) -> bool:
         """Wait in IDLE until stopped; False when the server has no IDLE."""
-        with self.open_mailbox(account) as box:
+        with self.open_mailbox(account) as box, self._held(account.name, box):
             if not box.can_idle():
                 log.info("account %s: no IDLE, polled on schedule", account.name)
                 return False
@@ -84,3 +93,13 @@ class Watcher:
                     log.debug("account %s: folder changed", account.name)
                     self.wake.set()
         return True
+
+    @contextmanager
+    def _held(self, name: str, box: Mailbox) -> Iterator[None]:
+        with self._lock:
+            self._boxes[name] = box
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._boxes.pop(name, None)

@@ -90,6 +90,10 @@ def test_watcher_wakes_on_new_mail(
     dovecot.append(user, COMPLAINT)
     woke = wake.wait(20.0)
     watcher.stop()
+    for thread in watcher.threads:
+        thread.join(timeout=10.0)
 
     assert woke is True
-    assert [t.name for t in watcher.threads] == ["watch-porong"]
+    assert [(t.name, t.is_alive()) for t in watcher.threads] == [
+        ("watch-porong", False)
+    ]
