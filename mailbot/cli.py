@@ -180,18 +180,20 @@ def run(context: Context) -> None:
     poller = app.poller()
     transport = app.transport()
     intake = app.settings.intake
+
+    def send() -> object:
+        return deliver_due(app.sessions, transport, _smtp_policy(app), app.clock)
+
     jobs: list[tuple[str, float, Callable[[], object]]] = [
         (
             "poll",
             intake.poll_interval_seconds,
             lambda: poller.poll_all(app.settings.accounts),
         ),
-        (
-            "send",
-            intake.send_interval_seconds,
-            lambda: deliver_due(app.sessions, transport, _smtp_policy(app), app.clock),
-        ),
+        ("send", intake.send_interval_seconds, send),
     ]
+    # A backlog's acknowledgements go out batch by batch, not after all of it.
+    poller.after_batch = send
     wake = threading.Event()
     watcher = Watcher(app.open_mailbox, wake)
     with _one_worker_guard(app):
