@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from mailbot import db
 from mailbot.app import App
@@ -35,6 +38,7 @@ from mailbot.routing import Router
 from mailbot.scheduler import StopFlag, run_forever, single_instance
 from mailbot.service import Service, queue_daily_digest, sla_watch
 from mailbot.views import list_outbox, list_quarantine, list_tickets, show_ticket
+from mailbot.watch import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,8 @@ def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
         stream=sys.stderr,
     )
     quiet_library_logging()
+    # Alembic announces its SQLite dialect on every open; db logs what it migrates.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     install_masking()
     ctx.obj = Context(config)
 
@@ -186,13 +192,29 @@ def _smtp_policy(app: App) -> SmtpConfig:
 def run(context: Context) -> None:
     """Poll, send, sweep, watch and digest on a schedule until SIGTERM or SIGINT."""
     _service_logging()
-    with single_instance(context.settings.storage.data_dir):
-        app = context.app
-        transport = app.transport()
+    app = context.app
+    transport = app.transport()
+    service = Service(app, transport)
+    # A backlog's acknowledgements go out batch by batch, not after all of it.
+    service.poller.after_batch = service.send
+    wake = threading.Event()
+    watcher = Watcher(app.open_mailbox, wake)
+    with _one_worker_guard(app):
+        if app.settings.intake.idle:
+            watcher.start(app.settings.accounts)
         try:
-            run_forever(Service(app, transport).jobs(), StopFlag())
+            run_forever(service.jobs(), StopFlag(), wake=wake)
         finally:
+            watcher.stop()
             transport.close()
+
+
+def _one_worker_guard(app: App) -> AbstractContextManager[None]:
+    # SQLite has one writer: one `run` per data folder. On PostgreSQL several
+    # workers share the database, and may share the data folder too.
+    if make_url(app.settings.storage.url).get_backend_name() == "sqlite":
+        return single_instance(app.settings.storage.data_dir)
+    return nullcontext()
 
 
 @cli.command(name="import")
@@ -214,6 +236,7 @@ def import_(context: Context, paths: tuple[Path, ...]) -> None:
             origin = Origin("import", "", item.source)
             result = app.intake.receive(item.raw, origin)
             counts[result.outcome] = counts.get(result.outcome, 0) + 1
+    app.intake.make_durable()
     summary = ", ".join(f"{counts.get(o, 0)} {o}" for o in Outcome)
     click.echo(f"imported {total} messages: {summary}")
 

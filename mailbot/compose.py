@@ -7,20 +7,17 @@ so that no input can inject a header or crash serialisation.
 
 from __future__ import annotations
 
+import binascii
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr
 
 from mailbot.rendering import Rendered
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-# The standard library folds a long header right after its colon, leaving a
-# leading space that some clients show; RFC 5322 allows 998 characters a line.
-_POLICY = SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -54,22 +51,60 @@ def compose(
     date: datetime,
 ) -> bytes:
     """The complete message, ready for SMTP."""
-    message = EmailMessage(policy=_POLICY)
-    message["From"] = Address(display_name=from_name, addr_spec=from_address)
-    message["To"] = ", ".join(letter.to)
-    message["Subject"] = clean_header(letter.subject, 250)
-    message["Date"] = format_datetime(date)
-    message["Message-ID"] = f"<{message_id}>"
+    headers = [
+        ("From", formataddr((clean_header(from_name), from_address), "utf-8")),
+        ("To", ", ".join(letter.to)),
+        ("Subject", _encoded(clean_header(letter.subject, 250))),
+        ("Date", format_datetime(date)),
+        ("Message-ID", f"<{message_id}>"),
+    ]
     if letter.reply_to:
-        message["Reply-To"] = letter.reply_to
+        headers.append(("Reply-To", letter.reply_to))
     if letter.in_reply_to:
-        message["In-Reply-To"] = f"<{letter.in_reply_to}>"
+        headers.append(("In-Reply-To", f"<{letter.in_reply_to}>"))
     if letter.references:
-        message["References"] = " ".join(f"<{r}>" for r in letter.references[-20:])
-    message["Auto-Submitted"] = letter.auto_submitted
+        headers.append(("References", _references(letter.references)))
+    headers.append(("Auto-Submitted", letter.auto_submitted))
     # Asks Exchange and Outlook not to answer with out-of-office replies.
-    message["X-Auto-Response-Suppress"] = "All"
+    headers.append(("X-Auto-Response-Suppress", "All"))
+    return _multipart(headers, letter.body)
 
-    message.set_content(letter.body.text)
-    message.add_alternative(letter.body.html, subtype="html")
-    return message.as_bytes()
+
+def _multipart(headers: list[tuple[str, str]], body: Rendered) -> bytes:
+    # Written by hand rather than with EmailMessage, which costs ~3 ms a letter
+    # (a third of intake). "=_" can never occur in quoted-printable text, so
+    # the boundary cannot collide with a part.
+    boundary = f"=_mailbot_{secrets.token_hex(12)}"
+    lines = [f"{name}: {value}" for name, value in headers]
+    lines += [
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+        "",
+    ]
+    head = "\r\n".join(lines).encode("ascii")
+    parts = [_part("plain", body.text), _part("html", body.html)]
+    separator = f"\r\n--{boundary}\r\n".encode("ascii")
+    closing = f"\r\n--{boundary}--\r\n".encode("ascii")
+    return head + separator + separator.join(parts) + closing
+
+
+def _part(subtype: str, text: str) -> bytes:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    encoded = binascii.b2a_qp(lines.encode("utf-8"), istext=True)
+    head = (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    )
+    return head.encode("ascii") + encoded.replace(b"\n", b"\r\n")
+
+
+def _encoded(value: str) -> str:
+    """RFC 2047 encoded words when the value is not plain ASCII."""
+    if value.isascii():
+        return value
+    return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+
+
+def _references(ids: tuple[str, ...]) -> str:
+    # Folded one id a line: a long thread stays under the 998-character limit.
+    return "\r\n ".join(f"<{r}>" for r in ids[-20:])

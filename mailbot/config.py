@@ -179,6 +179,9 @@ class IntakeConfig(_Section):
     # Automatic answers (acknowledgements) per address and window: loop guard.
     auto_reply_limit: Annotated[int, Field(ge=0)] = 5
     auto_reply_window_hours: Annotated[float, Field(gt=0)] = 24.0
+    # `mailbot run` keeps an IMAP IDLE connection per account and polls as soon
+    # as mail arrives; the interval above stays the fallback.
+    idle: bool = True
 
 
 _HOURS = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"

@@ -8,6 +8,8 @@ multi-worker mode. The schema is owned by Alembic migrations in
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +26,8 @@ from mailbot.errors import ConfigError
 log = logging.getLogger(__name__)
 
 SessionFactory = sessionmaker[Session]
+# pg_advisory_lock key of schema migrations: 'mailbot' in ASCII.
+_LOCK_KEY = 0x6D61696C626F74
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -82,12 +86,30 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
 def open_database(url: str) -> SessionFactory:
     """Open the database, creating a new one; refuse an outdated schema."""
     engine = make_engine(url)
-    current = current_revision(engine)
-    if current is None and not inspect(engine).get_table_names():
-        upgrade(engine)
-    elif current != head_revision(engine):
-        raise ConfigError(
-            f"storage.database_url: schema is at {current}, this version needs "
-            f"{head_revision(engine)}; run 'mailbot upgrade'"
-        )
+    with _migration_lock(engine):
+        current = current_revision(engine)
+        if current is None and not inspect(engine).get_table_names():
+            upgrade(engine)
+        elif current != head_revision(engine):
+            raise ConfigError(
+                f"storage.database_url: schema is at {current}, this version needs "
+                f"{head_revision(engine)}; run 'mailbot upgrade'"
+            )
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    # Several workers started together on a new PostgreSQL database would all
+    # create the schema at once; the first migrates, the others wait and see it.
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
+        try:
+            yield
+        finally:
+            connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY}
+            )

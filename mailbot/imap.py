@@ -13,6 +13,7 @@ import contextlib
 import imaplib
 import logging
 import re
+import socket
 import ssl
 import time
 from collections.abc import Iterator, Sequence
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 # RFC 2177: clients should re-issue IDLE at least every 29 minutes.
 IDLE_LIMIT_SECONDS = 25 * 60
 _CHANGES = {b"EXISTS", b"EXPUNGE"}
+# An IDLE wait that ends this long before its deadline with nothing said ended
+# because the server closed the connection.
+_EARLY = 0.05
+_SILENT_LIMIT = 20
 
 
 @dataclass(frozen=True)
@@ -258,6 +263,21 @@ class Mailbox:
             _, responses = client.noop()
             return _changed(responses)
 
+    def interrupt(self) -> None:
+        """Cut the connection from another thread: a wait in IDLE ends at once."""
+        client = self._client
+        if client is None:
+            return
+        # Shut the socket, not the client: its files stay open, so the waiting
+        # thread reads EOF (MailboxError) rather than a closed file.
+        with contextlib.suppress(OSError):
+            client.socket().shutdown(socket.SHUT_RDWR)
+
+    def can_idle(self) -> bool:
+        """Whether the server offers IDLE (RFC 2177)."""
+        with self._failures("capability"):
+            return bool(self._connection().has_capability("IDLE"))
+
     def noop(self) -> None:
         """NOOP: keeps the connection alive and checks that it still is."""
         with self._failures("noop"):
@@ -309,9 +329,18 @@ def _move(client: IMAPClient, uids: list[int], folder: str) -> None:
 def _idle(client: IMAPClient, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     changed = False
+    silent = 0
     client.idle()
     while not changed and (left := deadline - time.monotonic()) > 0:
-        changed = _changed(client.idle_check(timeout=left))
+        responses = client.idle_check(timeout=left)
+        # idle_check swallows EOF and returns nothing at once, again and again:
+        # a dropped connection would spin here until the deadline. (A single
+        # early empty answer can also be half a TLS record; that one passes.)
+        early = not responses and deadline - time.monotonic() > _EARLY
+        silent = silent + 1 if early else 0
+        if silent >= _SILENT_LIMIT:
+            raise OSError("connection closed during IDLE")
+        changed = _changed(responses)
 
     _, responses = client.idle_done()
     return changed or _changed(responses)

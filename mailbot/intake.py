@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mailbot.archive import ArchivedMail, archive
+from mailbot.archive import ArchivedMail, archive, sync_archive
 from mailbot.attachments import StoredAttachment
 from mailbot.authenticity import SenderCheck, check_sender, record_forgery
 from mailbot.autoreply import acknowledge_within_limit
@@ -49,6 +49,8 @@ from mailbot.tickets import (
 )
 
 log = logging.getLogger(__name__)
+
+ARCHIVE_SYNC_EVERY = 200
 
 
 @dataclass(frozen=True)
@@ -104,10 +106,22 @@ class Intake:
             e.lower() for u in settings.units for e in u.emails
         )
         self.own_addresses = _own_addresses(settings)
+        self.unsynced = 0
+
+    def make_durable(self) -> None:
+        """Flush the raw archive to disk; callers do so before a batch is final."""
+        if self.unsynced:
+            sync_archive()
+            self.unsynced = 0
 
     def receive(self, raw: bytes, origin: Origin) -> Result:
         """Process one message; never raises for a bad message."""
-        archived = archive(self.settings.storage.data_dir, raw)
+        # One fsync per message cost more than parsing it; the archive is made
+        # durable per batch instead (see sync_archive for why that is safe).
+        archived = archive(self.settings.storage.data_dir, raw, durable=False)
+        self.unsynced += 1
+        if self.unsynced >= ARCHIVE_SYNC_EVERY:
+            self.make_durable()
         try:
             with self.sessions.begin() as session:
                 return self._process(session, raw, archived, origin)

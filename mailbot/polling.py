@@ -58,6 +58,9 @@ class Poller:
         self.open_mailbox = open_mailbox
         self.ttl = timedelta(seconds=lock_seconds)
         self.holder = holder_name()
+        # Called after each committed batch: `mailbot run` sends the letters
+        # of a batch at once rather than after a whole backlog is read.
+        self.after_batch: Callable[[], object] | None = None
 
     def poll_all(self, accounts: Sequence[AccountConfig]) -> list[PollReport]:
         """Poll each account; an error in one is recorded and the rest go on."""
@@ -96,6 +99,8 @@ class Poller:
                 for batch in self._batches(box, account):
                     self._handle_batch(box, account, batch, outcomes)
                     fetched += len(batch)
+                    if self.after_batch is not None:
+                        self.after_batch()
                     acquire(
                         self.sessions,
                         lease,
@@ -150,6 +155,7 @@ class Poller:
         for fetched in box.fetch(uids):
             result = self.intake.receive(fetched.raw, self._origin(account, fetched))
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+        self.intake.make_durable()
         box.mark_handled(uids)
 
         with self.sessions.begin() as session:

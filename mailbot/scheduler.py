@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -67,8 +68,12 @@ def run_forever(
     stop: StopFlag,
     *,
     tick: float = 0.5,
+    wake: threading.Event | None = None,
 ) -> None:
-    """Run each (name, every_seconds, job) until stopped; each job once at start."""
+    """Run each (name, every_seconds, job) until stopped; each job once at start.
+
+    Setting ``wake`` (new mail seen by a watcher) runs every job at once.
+    """
     signal.signal(signal.SIGTERM, stop.set)
     signal.signal(signal.SIGINT, stop.set)
     scheduler = schedule.Scheduler()
@@ -81,5 +86,9 @@ def run_forever(
     log.info("running %d jobs: %s", len(jobs), ", ".join(name for name, _, _ in jobs))
     while not stop.stopped:
         scheduler.run_pending()
-        time.sleep(tick)
+        if wake is None:
+            time.sleep(tick)
+        elif wake.wait(tick) and not stop.stopped:
+            wake.clear()
+            scheduler.run_all()
     log.info("stopped")

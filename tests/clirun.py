@@ -60,6 +60,7 @@ def write_config(
     accounts: Sequence[str] = (),
     smtp: SmtpSink | None = None,
     extra: str = "",
+    database_url: str | None = None,
 ) -> Path:
     """A complete mailbot.toml for a test, with the Porong default units."""
     text = (
@@ -68,6 +69,8 @@ def write_config(
         "[storage]\n"
         f'data_dir = "{data_dir}"\n'
     )
+    if database_url is not None:
+        text += f'database_url = "{database_url}"\n'
     if smtp is not None:
         text += (
             "[smtp]\n"

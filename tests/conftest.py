@@ -7,8 +7,11 @@ own Dovecot; each test takes fresh users from the pool and never shares them.
 from __future__ import annotations
 
 import itertools
+import secrets
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from servers import (
@@ -21,6 +24,8 @@ from servers import (
     launch_dovecot,
     make_tls,
 )
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 _secret_names = itertools.count(1)
 
@@ -105,3 +110,37 @@ def smtp_sinks(tls: TlsFiles) -> Iterator[Callable[..., SmtpSink]]:
 def smtp_sink(smtp_sinks: Callable[..., SmtpSink]) -> SmtpSink:
     """A plain SMTP sink without AUTH, fresh for this test."""
     return smtp_sinks()
+
+
+POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test; dropped afterwards."""
+    name = f"mailbot_test_{secrets.token_hex(6)}"
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is needed (make services): {exc}")
+    try:
+        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The storage tests run on both databases: a fresh one for each test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
+        return
+    with fresh_postgres_database() as url:
+        yield url

@@ -55,6 +55,7 @@ def office(
     dovecot: DovecotServer,
     imap_users: Callable[[], ImapUser],
     smtp_sink: SmtpSink,
+    database_url: str,
 ) -> tuple[Path, Inbox, Inbox]:
     dinas = Inbox("dinas", imap_users(), "porong@sidoarjokab.go.id")
     gmail = Inbox("gmail", imap_users(), "kecamatanporong@gmail.com")
@@ -67,6 +68,7 @@ def office(
         data_dir=tmp_path / "storage",
         accounts=accounts,
         smtp=smtp_sink,
+        database_url=database_url,
     )
     return config, dinas, gmail
 

@@ -1,0 +1,44 @@
+"""Polling: the hook after each committed batch, against the real Dovecot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clirun import Inbox, account_toml
+from servers import DovecotServer, ImapUser
+from sqlalchemy import func, select
+
+from mailbot.app import App
+from mailbot.config import parse_settings
+from mailbot.models import InboundMail
+
+
+def _complaint(n: int) -> bytes:
+    return (
+        f"From: Warga {n} <warga{n}@example.com>\r\nTo: porong@sidoarjokab.go.id\r\n"
+        f"Subject: Lampu jalan mati {n}\r\nMessage-ID: <batch-{n}@example.com>\r\n"
+        "Date: Mon, 05 Jan 2026 09:00:00 +0700\r\n\r\nLampu PJU mati.\r\n"
+    ).encode()
+
+
+def test_after_batch_runs_once_per_committed_batch(
+    tmp_path: Path, dovecot: DovecotServer, imap_user: ImapUser
+) -> None:
+    inbox = Inbox("dinas", imap_user, "porong@sidoarjokab.go.id")
+    text = f'[storage]\ndata_dir = "{tmp_path}"\n' + account_toml(
+        dovecot, inbox, batch_size=2
+    )
+    app = App.build(parse_settings(text, "test"))
+    dovecot.seed(imap_user, [_complaint(n) for n in range(5)])
+    poller = app.poller()
+    committed: list[int] = []
+
+    def count_committed() -> None:
+        with app.sessions() as session:
+            committed.append(session.scalar(select(func.count(InboundMail.id))) or 0)
+
+    poller.after_batch = count_committed
+    report = poller.poll(app.settings.accounts[0])
+
+    assert report.fetched == 5
+    assert committed == [2, 4, 5]
