@@ -18,7 +18,7 @@ import mailparser
 
 from mailbot.app import App
 from mailbot.config import load_settings
-from mailbot.intake import Origin
+from mailbot.inbound import Origin
 
 ATTACHMENT_BYTES = 25 * 1024 * 1024
 

@@ -27,7 +27,7 @@ from mailbot.digest_mail import render_digest
 from mailbot.errors import ConfigError, MailbotError
 from mailbot.health import check_connections
 from mailbot.importing import count_messages, read_messages
-from mailbot.intake import Origin, Outcome
+from mailbot.inbound import Origin, Outcome
 from mailbot.models import MailboxState, OutboxStatus, TicketStatus
 from mailbot.outbox import deliver_due, retry
 from mailbot.parsing import quiet_library_logging

@@ -8,17 +8,14 @@ is quarantined with its reason and can be re-run with ``quarantine retry``.
 
 from __future__ import annotations
 
-import enum
 import logging
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailbot.archive import ArchivedMail, archive, sync_archive
-from mailbot.attachments import StoredAttachment
 from mailbot.authenticity import SenderCheck, check_sender, record_forgery
 from mailbot.autoreply import acknowledge_within_limit
 from mailbot.bounces import handle_bounce
@@ -29,8 +26,20 @@ from mailbot.db import SessionFactory
 from mailbot.deskletters import DeskLetters
 from mailbot.errors import MessageError
 from mailbot.identity import carries_identity
+from mailbot.inbound import (
+    Origin,
+    Outcome,
+    Result,
+    dedupe_key,
+    duplicate,
+    earlier_record,
+    keep,
+    quarantine,
+    record,
+    take_quarantined,
+)
 from mailbot.letters import Correspondence, Received
-from mailbot.models import Direction, InboundMail, InboundStatus, Ticket, TicketStatus
+from mailbot.models import InboundMail, InboundStatus, Ticket, TicketStatus
 from mailbot.parsing import ParsedMail, parse_message
 from mailbot.replies import new_text
 from mailbot.routing import Router
@@ -40,9 +49,7 @@ from mailbot.sizelimits import store_within_limits
 from mailbot.staffdesk import StaffDesk
 from mailbot.threads import Thread, base_subject, find_thread
 from mailbot.tickets import (
-    MessageRecord,
     NewTicket,
-    add_message,
     change_status,
     open_ticket,
     record_event,
@@ -51,34 +58,6 @@ from mailbot.tickets import (
 log = logging.getLogger(__name__)
 
 ARCHIVE_SYNC_EVERY = 200
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a message came from."""
-
-    account: str
-    inbox_address: str
-    source: str
-    received_at: datetime | None = None
-
-
-class Outcome(enum.StrEnum):
-    TICKET = "ticket"
-    FOLLOW_UP = "follow_up"
-    STAFF = "staff"
-    AUTOMATIC = "automatic"
-    DUPLICATE = "duplicate"
-    QUARANTINED = "quarantined"
-    FORGED = "forged"
-
-
-@dataclass(frozen=True)
-class Result:
-    outcome: Outcome
-    inbound_id: int
-    reference: str | None = None
-    reason: str = ""
 
 
 class Intake:
@@ -123,11 +102,7 @@ class Intake:
         if self.unsynced >= ARCHIVE_SYNC_EVERY:
             self.make_durable()
         try:
-            with self.sessions.begin() as session:
-                return self._process(session, raw, archived, origin)
-        except IntegrityError:
-            # Another worker recorded the same message first.
-            return self._duplicate_after_race(archived, origin)
+            return self._in_transaction(raw, archived, origin)
         except MessageError as exc:
             return self._quarantine(archived, origin, str(exc))
         except Exception as exc:  # the per-message boundary: set aside, go on
@@ -136,31 +111,39 @@ class Intake:
             )
             return self._quarantine(archived, origin, f"{type(exc).__name__}: {exc}")
 
+    def _in_transaction(
+        self, raw: bytes, archived: ArchivedMail, origin: Origin
+    ) -> Result:
+        try:
+            with self.sessions.begin() as session:
+                return self._process(session, raw, archived, origin)
+        except IntegrityError:
+            # Another worker recorded the same message first: run it once more,
+            # and the de-duplication step now sees that worker's record.
+            with self.sessions.begin() as session:
+                return self._process(session, raw, archived, origin)
+
+    def _quarantine(
+        self, archived: ArchivedMail, origin: Origin, reason: str
+    ) -> Result:
+        now = self.clock.now()
+        return quarantine(self.sessions, archived, origin, reason, now)
+
     def retry(self, inbound_id: int) -> Result:
         """Run a quarantined message through intake again."""
-        with self.sessions.begin() as session:
-            inbound = session.get(InboundMail, inbound_id)
-            if inbound is None or inbound.status != InboundStatus.QUARANTINED:
-                raise MessageError(f"no quarantined message {inbound_id}")
-            origin = Origin(inbound.source.split(":", 1)[0], "", inbound.source)
-            path = inbound.raw_path
-            session.execute(delete(InboundMail).where(InboundMail.id == inbound_id))
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        raw, origin = take_quarantined(self.sessions, inbound_id)
         return self.receive(raw, origin)
 
     def _process(
         self, session: Session, raw: bytes, archived: ArchivedMail, origin: Origin
     ) -> Result:
         mail = parse_message(raw, now=self.clock.now())
-        key = f"mid:{mail.message_id}" if mail.message_id else f"sha:{archived.sha256}"
-        earlier = session.scalar(
-            select(InboundMail).where(InboundMail.dedupe_key == key)
-        )
+        key = dedupe_key(mail.message_id, archived)
+        earlier = earlier_record(session, key)
         if earlier is not None:
-            return self._duplicate(session, earlier, origin)
+            return duplicate(session, earlier, origin)
 
-        inbound = self._record(session, key, archived, origin)
+        inbound = record(session, key, archived, origin, self.clock.now())
         verdict = screen(mail, self.own_addresses, is_ours=self._is_ours)
         if verdict.verdict == Verdict.BOUNCE:
             return self._bounce(session, inbound, mail, raw, verdict.reason)
@@ -196,21 +179,15 @@ class Intake:
             return self._follow_up(session, inbound, thread, received, origin)
         return self._new_ticket(session, inbound, origin, received)
 
-    def _record(
-        self, session: Session, key: str, archived: ArchivedMail, origin: Origin
-    ) -> InboundMail:
-        inbound = InboundMail(
-            dedupe_key=key,
-            sha256=archived.sha256,
-            raw_path=str(archived.path),
-            size=archived.size,
-            source=origin.source,
-            received_at=self.clock.now(),
-            status=InboundStatus.PENDING,
-        )
-        session.add(inbound)
-        session.flush()
-        return inbound
+    def _keep_received(
+        self,
+        session: Session,
+        ticket: Ticket,
+        inbound: InboundMail,
+        received: Received,
+        kind: str,
+    ) -> None:
+        keep(session, ticket, inbound, received, kind=kind, now=self.clock.now())
 
     def _is_ours(self, message_id: str) -> bool:
         return self.signer.read_id(message_id) is not None
@@ -254,7 +231,7 @@ class Intake:
             timezone=office.timezone,
             sla=self.settings.sla,
         )
-        self._keep(session, ticket, inbound, received, "complaint")
+        self._keep_received(session, ticket, inbound, received, "complaint")
         acknowledge_within_limit(
             session,
             self.letters,
@@ -283,7 +260,7 @@ class Intake:
         if step == Continuation.NEW_TICKET:
             return self._successor(session, inbound, origin, received, ticket)
 
-        self._keep(session, ticket, inbound, received, "follow_up")
+        self._keep_received(session, ticket, inbound, received, "follow_up")
         record_event(session, ticket, "follow_up", f"via {thread.link}", at=now)
         if step == Continuation.REOPEN:
             change_status(session, ticket, TicketStatus.IN_PROGRESS, at=now)
@@ -300,7 +277,7 @@ class Intake:
     ) -> Result:
         ticket = thread.ticket
         received = replace(received, text=new_text(received.text))
-        self._keep(session, ticket, inbound, received, "staff_reply")
+        self._keep_received(session, ticket, inbound, received, "staff_reply")
         staff = self.settings.staff_member(received.mail.sender_address)
         if staff is None:
             raise MessageError("staff address without a staff entry")
@@ -391,7 +368,7 @@ class Intake:
             return Result(Outcome.AUTOMATIC, inbound.id, None, reason)
 
         received = Received(mail, mail.message_id or "", (), mail.text)
-        self._keep(session, ticket, inbound, received, kind)
+        self._keep_received(session, ticket, inbound, received, kind)
         inbound.ticket_id = ticket.id
         log.warning(
             "ticket %s: automatic mail attached, not answered: %s",
@@ -399,85 +376,6 @@ class Intake:
             reason,
         )
         return Result(Outcome.AUTOMATIC, inbound.id, ticket.reference, reason)
-
-    def _keep(
-        self,
-        session: Session,
-        ticket: Ticket,
-        inbound: InboundMail,
-        received: Received,
-        kind: str,
-    ) -> None:
-        mail = received.mail
-        record = MessageRecord(
-            direction=Direction.IN,
-            kind=kind,
-            message_id=received.message_id,
-            sender=mail.sender_address,
-            recipients=(*mail.to, *mail.cc),
-            subject=mail.subject,
-            text=received.text,
-            at=mail.date or self.clock.now(),
-            inbound_id=inbound.id,
-            attachments=tuple(_attachment_record(a) for a in received.attachments),
-        )
-        add_message(session, ticket, record)
-
-    def _duplicate(
-        self, session: Session, earlier: InboundMail, origin: Origin
-    ) -> Result:
-        reference = None
-        if earlier.ticket_id is not None:
-            ticket = session.get(Ticket, earlier.ticket_id)
-            reference = ticket.reference if ticket else None
-        log.info("inbound %d: seen again via %s, skipped", earlier.id, origin.account)
-        return Result(Outcome.DUPLICATE, earlier.id, reference, "already received")
-
-    def _duplicate_after_race(self, archived: ArchivedMail, origin: Origin) -> Result:
-        with self.sessions.begin() as session:
-            earlier = session.scalar(
-                select(InboundMail).where(InboundMail.sha256 == archived.sha256)
-            )
-            if earlier is None:
-                return self._quarantine(
-                    archived, origin, "conflicting concurrent intake"
-                )
-            return self._duplicate(session, earlier, origin)
-
-    def _quarantine(
-        self, archived: ArchivedMail, origin: Origin, reason: str
-    ) -> Result:
-        key = f"sha:{archived.sha256}"
-        with self.sessions.begin() as session:
-            inbound = session.scalar(
-                select(InboundMail).where(InboundMail.dedupe_key == key)
-            )
-            if inbound is None:
-                inbound = InboundMail(
-                    dedupe_key=key,
-                    sha256=archived.sha256,
-                    raw_path=str(archived.path),
-                    size=archived.size,
-                    source=origin.source,
-                    received_at=self.clock.now(),
-                    status=InboundStatus.QUARANTINED,
-                )
-                session.add(inbound)
-            inbound.reason = reason[:2000]
-            session.flush()
-            log.warning("inbound %d: quarantined: %s", inbound.id, reason[:200])
-            return Result(Outcome.QUARANTINED, inbound.id, None, reason)
-
-
-def _attachment_record(stored: StoredAttachment) -> dict[str, object]:
-    return {
-        "filename": stored.filename,
-        "content_type": stored.content_type,
-        "size": stored.size,
-        "sha256": stored.sha256,
-        "quarantined": stored.quarantined,
-        "reason": stored.reason,
-    }
 
 
 def _own_addresses(settings: Settings) -> frozenset[str]:

@@ -22,7 +22,8 @@ from mailbot.config import AccountConfig
 from mailbot.db import SessionFactory
 from mailbot.errors import MailboxError
 from mailbot.imap import FetchedMail, Mailbox
-from mailbot.intake import Intake, Origin
+from mailbot.inbound import Origin
+from mailbot.intake import Intake
 from mailbot.leases import acquire, holder_name, release
 from mailbot.models import MailboxState
 

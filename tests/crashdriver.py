@@ -31,7 +31,7 @@ from sqlalchemy import select
 from mailbot.app import App
 from mailbot.config import StorageConfig, load_settings
 from mailbot.importing import read_messages
-from mailbot.intake import Origin
+from mailbot.inbound import Origin
 from mailbot.models import InboundMail, OutboxItem, Ticket
 from mailbot.outbox import deliver_due
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from mailbot.app import App
 from mailbot.config import parse_settings
 from mailbot.db import make_engine, upgrade
-from mailbot.intake import Origin
+from mailbot.inbound import Origin
 from mailbot.models import InboundMail
 
 SIGNING_KEY = "test-signing-key-0123456789abcdef"

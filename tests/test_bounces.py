@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from mailbot.app import App
 from mailbot.config import SmtpConfig
-from mailbot.intake import Outcome
+from mailbot.inbound import Outcome
 from mailbot.models import InboundMail, OutboxItem, Ticket
 from mailbot.outbox import deliver_due
 

@@ -16,7 +16,7 @@ import pytest
 from intakekit import SIGNING_ENV, SIGNING_KEY, MovableClock, build_app
 
 from mailbot.archive import archive_path
-from mailbot.intake import Origin, Outcome
+from mailbot.inbound import Origin, Outcome
 from mailbot.models import InboundMail
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"

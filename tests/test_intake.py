@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from mailbot.app import App
 from mailbot.config import parse_settings
 from mailbot.importing import read_messages
-from mailbot.intake import Origin, Outcome
+from mailbot.inbound import Origin, Outcome
 from mailbot.models import InboundMail, InboundStatus, Message, OutboxItem, Ticket
 from mailbot.threads import base_subject
 

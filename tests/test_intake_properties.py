@@ -18,7 +18,7 @@ from test_corpus import corpus_files
 
 from mailbot.app import App
 from mailbot.archive import archive_path
-from mailbot.intake import Origin, Outcome
+from mailbot.inbound import Origin, Outcome
 from mailbot.models import InboundMail
 
 DATA = Path(__file__).parent / "data"

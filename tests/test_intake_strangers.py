@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from mailbot.app import App
 from mailbot.config import SmtpConfig
-from mailbot.intake import Outcome
+from mailbot.inbound import Outcome
 from mailbot.models import Ticket
 from mailbot.outbox import deliver_due
 

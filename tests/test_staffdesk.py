@@ -19,7 +19,7 @@ from sqlalchemy import select
 from mailbot.app import App
 from mailbot.commands import COMMANDS
 from mailbot.config import parse_settings
-from mailbot.intake import Origin, Outcome
+from mailbot.inbound import Origin, Outcome
 from mailbot.models import OutboxItem, Ticket
 from mailbot.views import forged_attempts
 

@@ -1,0 +1,172 @@
+"""Inbound records: what intake writes about every received message.
+
+Each message gets one ``InboundMail`` row, keyed by its Message-ID (or the digest
+of its bytes), that ends with a disposition: ticket, follow-up, staff, automatic,
+forged, duplicate or quarantined with its reason. Also the values intake hands
+back (``Origin``, ``Outcome``, ``Result``) and the keeping of a received message
+as a message of its ticket.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from mailbot.archive import ArchivedMail
+from mailbot.attachments import StoredAttachment
+from mailbot.db import SessionFactory
+from mailbot.errors import MessageError
+from mailbot.letters import Received
+from mailbot.models import Direction, InboundMail, InboundStatus, Ticket
+from mailbot.tickets import MessageRecord, add_message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a message came from."""
+
+    account: str
+    inbox_address: str
+    source: str
+    received_at: datetime | None = None
+
+
+class Outcome(enum.StrEnum):
+    TICKET = "ticket"
+    FOLLOW_UP = "follow_up"
+    STAFF = "staff"
+    AUTOMATIC = "automatic"
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"
+    FORGED = "forged"
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    inbound_id: int
+    reference: str | None = None
+    reason: str = ""
+
+
+def dedupe_key(message_id: str | None, archived: ArchivedMail) -> str:
+    """The same complaint in both inboxes, or fetched twice, has one key."""
+    return f"mid:{message_id}" if message_id else f"sha:{archived.sha256}"
+
+
+def earlier_record(session: Session, key: str) -> InboundMail | None:
+    """The record of a message received before under this key."""
+    return session.scalar(select(InboundMail).where(InboundMail.dedupe_key == key))
+
+
+def record(
+    session: Session, key: str, archived: ArchivedMail, origin: Origin, now: datetime
+) -> InboundMail:
+    """A new pending record for a received message."""
+    inbound = InboundMail(
+        dedupe_key=key,
+        sha256=archived.sha256,
+        raw_path=str(archived.path),
+        size=archived.size,
+        source=origin.source,
+        received_at=now,
+        status=InboundStatus.PENDING,
+    )
+    session.add(inbound)
+    session.flush()
+    return inbound
+
+
+def duplicate(session: Session, earlier: InboundMail, origin: Origin) -> Result:
+    """The result for a message already received, naming its ticket."""
+    reference = None
+    if earlier.ticket_id is not None:
+        ticket = session.get(Ticket, earlier.ticket_id)
+        reference = ticket.reference if ticket else None
+    log.info("inbound %d: seen again via %s, skipped", earlier.id, origin.account)
+    return Result(Outcome.DUPLICATE, earlier.id, reference, "already received")
+
+
+def quarantine(
+    sessions: SessionFactory,
+    archived: ArchivedMail,
+    origin: Origin,
+    reason: str,
+    now: datetime,
+) -> Result:
+    """Set a message aside with its reason, in a transaction of its own."""
+    key = f"sha:{archived.sha256}"
+    with sessions.begin() as session:
+        inbound = earlier_record(session, key)
+        if inbound is None:
+            inbound = InboundMail(
+                dedupe_key=key,
+                sha256=archived.sha256,
+                raw_path=str(archived.path),
+                size=archived.size,
+                source=origin.source,
+                received_at=now,
+                status=InboundStatus.QUARANTINED,
+            )
+            session.add(inbound)
+        inbound.reason = reason[:2000]
+        session.flush()
+        log.warning("inbound %d: quarantined: %s", inbound.id, reason[:200])
+        return Result(Outcome.QUARANTINED, inbound.id, None, reason)
+
+
+def take_quarantined(sessions: SessionFactory, inbound_id: int) -> tuple[bytes, Origin]:
+    """Remove a quarantined record; its raw bytes and origin, to run again."""
+    with sessions.begin() as session:
+        inbound = session.get(InboundMail, inbound_id)
+        if inbound is None or inbound.status != InboundStatus.QUARANTINED:
+            raise MessageError(f"no quarantined message {inbound_id}")
+        origin = Origin(inbound.source.split(":", 1)[0], "", inbound.source)
+        path = Path(inbound.raw_path)
+        session.execute(delete(InboundMail).where(InboundMail.id == inbound_id))
+    return path.read_bytes(), origin
+
+
+def keep(
+    session: Session,
+    ticket: Ticket,
+    inbound: InboundMail,
+    received: Received,
+    *,
+    kind: str,
+    now: datetime,
+) -> None:
+    """Keep a received message as a message of its ticket."""
+    mail = received.mail
+    message = MessageRecord(
+        direction=Direction.IN,
+        kind=kind,
+        message_id=received.message_id,
+        sender=mail.sender_address,
+        recipients=(*mail.to, *mail.cc),
+        subject=mail.subject,
+        text=received.text,
+        at=mail.date or now,
+        inbound_id=inbound.id,
+        attachments=tuple(_attachment_record(a) for a in received.attachments),
+    )
+    add_message(session, ticket, message)
+
+
+def _attachment_record(stored: StoredAttachment) -> dict[str, object]:
+    return {
+        "filename": stored.filename,
+        "content_type": stored.content_type,
+        "size": stored.size,
+        "sha256": stored.sha256,
+        "quarantined": stored.quarantined,
+        "reason": stored.reason,
+    }
