@@ -1,0 +1,36 @@
+"""The command line: ``mailbot [--config PATH] COMMAND``.
+
+The CLI is one of the three places that catch errors: a mailbot error becomes a
+one-line message and exit status 1 (2 for a configuration error). The commands
+live in the modules of this package by what they are for.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mailbot.cli import mailflow, office, records
+from mailbot.cli.base import cli
+from mailbot.errors import ConfigError, MailbotError
+
+__all__ = ["cli", "mailflow", "main", "office", "records"]
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning mailbot errors into one-line messages."""
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+    except MailbotError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

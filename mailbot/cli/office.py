@@ -1,0 +1,116 @@
+"""Commands for the office's administration: check, upgrade, digest, sweep."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import click
+from sqlalchemy import select
+
+from mailbot import db
+from mailbot.app import App
+from mailbot.cli.base import (
+    Context,
+    cli,
+    pass_context,
+)
+from mailbot.digest import compute_digest, yesterday
+from mailbot.digest_mail import render_digest
+from mailbot.errors import MailbotError
+from mailbot.health import check_connections
+from mailbot.models import MailboxState
+from mailbot.outbox import deliver_due
+from mailbot.service import queue_daily_digest, sla_watch, smtp_policy
+
+log = logging.getLogger(__name__)
+
+
+@cli.command()
+@click.option(
+    "--connect", is_flag=True, help="Also log into every account and SMTP server."
+)
+@pass_context
+def check(context: Context, connect: bool) -> None:
+    """Validate the configuration and print what it sets up."""
+    settings = context.settings
+    click.echo(f"configuration: {settings.source}: valid")
+    click.echo(f"database: {db.make_engine(settings.storage.url).url!r}")
+    click.echo(f"accounts: {', '.join(a.name for a in settings.accounts) or 'none'}")
+    smtp = settings.smtp
+    outbox = f"{smtp.host}:{smtp.port} ({smtp.security})" if smtp else "file outbox"
+    click.echo(f"outgoing mail: {outbox}")
+    click.echo(f"units: {', '.join(u.code for u in settings.units)}")
+    if connect:
+        _check_connections(context.app)
+
+
+@cli.command()
+@pass_context
+def upgrade(context: Context) -> None:
+    """Create or migrate the database schema to this version."""
+    engine = db.make_engine(context.settings.storage.url)
+    before, after = db.upgrade(engine)
+    click.echo(f"database schema: {before or 'empty'} -> {after}")
+
+
+def _check_connections(app: App) -> None:
+    with app.sessions() as session:
+        states = session.execute(
+            select(
+                MailboxState.account, MailboxState.uidvalidity, MailboxState.last_uid
+            )
+        )
+        last_uids = {name: (validity, uid) for name, validity, uid in states}
+    checks = check_connections(app.settings, app.open_mailbox, last_uids)
+    for item in checks:
+        click.echo(f"{item.name}: {'ok' if item.ok else 'FAILED'}: {item.detail}")
+    if not all(item.ok for item in checks):
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.option(
+    "--date",
+    "day",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The day reported on (default: yesterday in the office's time zone).",
+)
+@click.option("--print", "to_print", is_flag=True, help="Print the text part.")
+@click.option("--html", is_flag=True, help="With --print: print the HTML part.")
+@click.option("--send", "to_send", is_flag=True, help="Queue it and send it now.")
+@pass_context
+def digest(
+    context: Context, day: datetime | None, to_print: bool, html: bool, to_send: bool
+) -> None:
+    """The Camat's daily digest, printed or sent."""
+    if to_print == to_send:
+        raise click.UsageError("give exactly one of --print and --send")
+    app = context.app
+    now = app.clock.now()
+    report_day = day.date() if day else yesterday(now, app.settings.office.timezone)
+    if to_print:
+        with app.sessions() as session:
+            computed = compute_digest(session, app.settings, report_day, now)
+        rendered = render_digest(app.renderer, computed, app.settings)
+        click.echo(rendered.html if html else rendered.text, nl=False)
+        return
+
+    queued = queue_daily_digest(app, report_day, now)
+    if not queued:
+        raise MailbotError(f"digest of {report_day}: already queued or no recipients")
+    transport = app.transport()
+    try:
+        report = deliver_due(app.sessions, transport, smtp_policy(app), app.clock)
+    finally:
+        transport.close()
+    click.echo(f"digest of {report_day}: {queued} queued, {report.sent} sent")
+
+
+@cli.command()
+@pass_context
+def sweep(context: Context) -> None:
+    """Run the SLA sweep once: reminders and escalations that are due."""
+    app = context.app
+    report = sla_watch(app).sweep(app.clock.now())
+    click.echo(f"reminded {report.reminded}, escalated {report.escalated}")

@@ -1,0 +1,179 @@
+"""Commands that read and repair records: tickets, route, quarantine, outbox."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+from mailbot.cli.base import (
+    Context,
+    cli,
+    line_of,
+    pass_context,
+    print_json,
+)
+from mailbot.errors import MailbotError
+from mailbot.models import OutboxStatus, TicketStatus
+from mailbot.outbox import retry
+from mailbot.references import parse_reference
+from mailbot.routing import Router
+from mailbot.views import list_outbox, list_quarantine, list_tickets, show_ticket
+
+log = logging.getLogger(__name__)
+
+
+@cli.group()
+def tickets() -> None:
+    """List and show tickets."""
+
+
+@tickets.command(name="list")
+@click.option("--status", type=click.Choice([s.value for s in TicketStatus]))
+@click.option("--unit", help="Unit code.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@pass_context
+def tickets_list(
+    context: Context, status: str | None, unit: str | None, as_json: bool
+) -> None:
+    """Tickets, oldest first."""
+    with context.app.sessions() as session:
+        rows = list_tickets(
+            session, status=TicketStatus(status) if status else None, unit=unit
+        )
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        click.echo(
+            f"{row['reference']}  {row['status']:<11} {row['unit']:<12} "
+            f"{row['received_at'][:16]}  {row['subject'][:60]}"
+        )
+
+
+@tickets.command(name="show")
+@click.argument("reference")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@pass_context
+def tickets_show(context: Context, reference: str, as_json: bool) -> None:
+    """One ticket with its messages and history."""
+    prefix = context.settings.office.reference_prefix
+    checked = str(parse_reference(reference, prefix))
+    with context.app.sessions() as session:
+        view = show_ticket(session, checked)
+    if view is None:
+        raise MailbotError(f"no ticket {checked}")
+    if as_json:
+        print_json(view)
+        return
+    _print_ticket(view)
+
+
+def _print_ticket(view: dict[str, Any]) -> None:
+    for key in (
+        "reference",
+        "status",
+        "unit",
+        "complainant_email",
+        "subject",
+        "received_at",
+        "due_at",
+    ):
+        click.echo(f"{key:>18}: {view[key]}")
+    click.echo("history:")
+    for event in view["history"]:
+        click.echo(line_of("", event["at"][:19], event["actor"], event["action"]))
+        click.echo(line_of("", "", event["detail"]))
+    click.echo("messages:")
+    for message in view["messages"]:
+        click.echo(
+            line_of("", message["at"][:19], message["direction"], message["kind"])
+        )
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@pass_context
+def route(context: Context, text: str, as_json: bool) -> None:
+    """Which unit a complaint text goes to, and why."""
+    decision = Router(context.settings.units).route("", text)
+    if as_json:
+        print_json(
+            {
+                "unit": decision.unit,
+                "matched": list(decision.matched),
+                "score": decision.score,
+                "fallback": decision.fallback,
+            }
+        )
+        return
+    unit = context.settings.unit(decision.unit)
+    why = (
+        ", ".join(decision.matched)
+        if decision.matched
+        else "no keyword matched: fallback"
+    )
+    click.echo(f"{unit.code} ({unit.name}): {why}")
+
+
+@cli.group()
+def quarantine() -> None:
+    """Messages set aside with their reason."""
+
+
+@quarantine.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def quarantine_list(context: Context, as_json: bool) -> None:
+    """Every quarantined message."""
+    with context.app.sessions() as session:
+        rows = list_quarantine(session)
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        click.echo(line_of(row["id"], row["received_at"][:19], row["account"]))
+        click.echo(line_of("", row["reason"][:200], row["raw_path"]))
+
+
+@quarantine.command(name="retry")
+@click.argument("inbound_id", type=int)
+@pass_context
+def quarantine_retry(context: Context, inbound_id: int) -> None:
+    """Run a quarantined message through intake again."""
+    result = context.app.intake.retry(inbound_id)
+    click.echo(f"{result.outcome}: {result.reference or result.reason}")
+
+
+@cli.group()
+def outbox() -> None:
+    """Outgoing mail and its delivery."""
+
+
+@outbox.command(name="list")
+@click.option("--status", type=click.Choice([s.value for s in OutboxStatus]))
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def outbox_list(context: Context, status: str | None, as_json: bool) -> None:
+    """Every outgoing message with its status."""
+    with context.app.sessions() as session:
+        rows = list_outbox(session, OutboxStatus(status) if status else None)
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        cells = (row["reference"] or "-", row["kind"], row["status"], row["attempts"])
+        click.echo(line_of(row["id"], *cells, row["last_reply"][:60]))
+
+
+@outbox.command(name="retry")
+@click.argument("item_id", type=int)
+@pass_context
+def outbox_retry(context: Context, item_id: int) -> None:
+    """Queue a failed outgoing message again, due now."""
+    app = context.app
+    with app.sessions.begin() as session:
+        retry(session, item_id, app.clock.now())
+    click.echo(f"outbox {item_id}: queued")
