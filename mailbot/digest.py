@@ -84,6 +84,9 @@ class AccountHealth:
     last_error: str
     failures: int
     incident_open: bool
+    # Seen on the server by the last poll but not imported: a poll that failed
+    # halfway leaves these for the next one.
+    waiting: int = 0
 
 
 @dataclass(frozen=True)
@@ -319,6 +322,7 @@ def _accounts(
                 last_error=state.last_error if state else "",
                 failures=int(failures.get(account.name, 0)),
                 incident_open=account.name in still_open,
+                waiting=state.waiting if state else 0,
             )
         )
     return tuple(rows)

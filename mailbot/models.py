@@ -223,6 +223,9 @@ class MailboxState(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str] = mapped_column(Text, default="")
     last_error_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # New messages the last poll saw on the server and had not imported when
+    # it ended: non-zero after a poll that failed halfway.
+    waiting: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class MailboxIncident(Base):

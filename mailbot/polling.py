@@ -127,8 +127,13 @@ class Poller:
         folder = box.select()
         last_uid = self._last_uid(account, folder.uidvalidity)
         uids = box.new_uids(last_uid)
+        self._record_waiting(account, len(uids))
         size = account.batch_size
         return [uids[i : i + size] for i in range(0, len(uids), size)]
+
+    def _record_waiting(self, account: AccountConfig, count: int) -> None:
+        with self.sessions.begin() as session:
+            self._state(session, account).waiting = count
 
     def _last_uid(self, account: AccountConfig, uidvalidity: int) -> int:
         with self.sessions.begin() as session:
@@ -162,6 +167,7 @@ class Poller:
         with self.sessions.begin() as session:
             state = self._state(session, account)
             state.last_uid = max(state.last_uid, *uids)
+            state.waiting = max(state.waiting - len(uids), 0)
 
     def _origin(self, account: AccountConfig, fetched: FetchedMail) -> Origin:
         return Origin(

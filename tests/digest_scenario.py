@@ -172,6 +172,7 @@ def _mailboxes(session: Session) -> None:
             last_success_at=wib(2, 21, 58),
             last_error="account gmail: log in failed: token revoked",
             last_error_at=wib(3, 6, 59),
+            waiting=12,
         )
     )
     session.add(

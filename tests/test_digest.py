@@ -115,6 +115,7 @@ def test_undelivered_acknowledgements_and_mailbox_health(app: App) -> None:
             "account gmail: log in failed: token revoked",
             1,
             True,
+            12,
         ),
     )
 

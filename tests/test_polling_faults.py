@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 from clirun import SIGNING_KEY, Inbox, account_toml, mailbot, tickets_json, write_config
 from servers import DovecotServer, ImapUser
+from sqlalchemy import select
 
 from mailbot.app import App
 from mailbot.config import AccountConfig, load_settings
 from mailbot.db import make_engine, upgrade
 from mailbot.imap import Mailbox
+from mailbot.models import MailboxState
 from mailbot.polling import Poller
 
 SENDERS = ["budi", "siti", "dewi", "ahmad", "sri"]
@@ -69,6 +71,11 @@ def _office(tmp_path: Path, dovecot: DovecotServer, *inboxes: Inbox) -> Path:
     return config
 
 
+def _waiting(app: App) -> int:
+    with app.sessions() as session:
+        return session.scalars(select(MailboxState.waiting)).one()
+
+
 def test_server_gone_mid_batch_resumes_without_loss_or_duplicates(
     tmp_path: Path,
     dovecot: DovecotServer,
@@ -88,6 +95,7 @@ def test_server_gone_mid_batch_resumes_without_loss_or_duplicates(
     )
 
     [broken] = poller.poll_all(app.settings.accounts)
+    waiting_after_failure = _waiting(app)
     second = mailbot(config, "poll", "--once")
     third = mailbot(config, "poll", "--once")
 
@@ -95,6 +103,7 @@ def test_server_gone_mid_batch_resumes_without_loss_or_duplicates(
     assert broken.error.startswith("account dinas: fetch failed: ")
     assert second.stdout.strip() == "dinas: 3 fetched (3 ticket)"
     assert third.stdout.strip() == "dinas: 0 fetched"
+    assert (waiting_after_failure, _waiting(app)) == (3, 0)
     assert sorted(t["complainant_email"] for t in tickets_json(config)) == sorted(
         f"{s}@example.com" for s in SENDERS
     )
