@@ -5,7 +5,9 @@ the address and date headers. Its known gaps (folded or mis-decoded header text,
 flattened forwarded messages, lost attachments, undecoded base64, automatic
 headers forged by a bare CR) are repaired from that same parsed tree, so a
 message is parsed once: header text in ``headertext``, the MIME parts in
-``mimeparts``, the fields here. Every repair is recorded in ``ParsedMail.defects``.
+``mimeparts``, the fields here; a message over 5 MB is parsed as a skeleton
+without its long base64 runs (``largemail``). Every repair is recorded in
+``ParsedMail.defects``.
 """
 
 from __future__ import annotations

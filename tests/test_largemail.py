@@ -98,6 +98,20 @@ def test_skeleton_keeps_headers_and_boundaries_and_cuts_the_run() -> None:
     )
 
 
+def single_part_image() -> bytes:
+    head = (
+        b"From: warga@example.com\r\nTo: pengaduan@porong.example.go.id\r\n"
+        b"Subject: Foto\r\nMessage-ID: <single-1@example.com>\r\n"
+        b"Date: Mon, 05 Jan 2026 09:00:00 +0700\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    )
+    return head + base64_body(payload(300_000, seed=9))
+
+
+def cut_short_without_close_boundary() -> bytes:
+    return photo_complaint(payload(300_000, seed=10))[:-40_000]
+
+
 def lf_line_ends() -> bytes:
     return photo_complaint(payload(300_000, seed=2)).replace(b"\r\n", b"\n")
 
@@ -153,6 +167,8 @@ def quoted_printable_attachment() -> bytes:
 @pytest.mark.parametrize(
     "build",
     [
+        single_part_image,
+        cut_short_without_close_boundary,
         lf_line_ends,
         two_attachments_without_final_line_end,
         concatenated_base64,
@@ -169,4 +185,4 @@ def test_lean_parse_equals_whole_parse(build: Callable[[], bytes]) -> None:
 
     assert len(cut_out(raw)[0]) < 2_000
     assert lean == whole
-    assert sum(len(a.payload) for a in lean.attachments) + len(lean.text) > 290_000
+    assert sum(len(a.payload) for a in lean.attachments) + len(lean.text) > 250_000
