@@ -26,6 +26,7 @@ from mailbot.headertext import (
     rfc2231_text,
 )
 from mailbot.htmltext import html_to_text, sanitise_html
+from mailbot.largemail import Cutouts
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Body:
     attachments: list[Attachment] = field(default_factory=list)
     types: set[str] = field(default_factory=set)
     parts: int = 0
+    cutouts: Cutouts | None = None
 
     def text(self) -> str:
         """Return the plain-text body, or the HTML body's text when there is none."""
@@ -81,7 +83,7 @@ def walk(part: Message, body: Body, depth: int) -> None:
         body.notes.append(
             f"MIME nesting deeper than {MAX_DEPTH} levels; part {number} kept whole"
         )
-        data = _serialised([part], number, body.notes)
+        data = _serialised([part], number, body)
         attach(body, None, "message/rfc822", data, inline=False)
     else:
         for child in part.get_payload():
@@ -99,7 +101,7 @@ def _note_part_defects(part: Message, number: int, notes: list[str]) -> None:
 
 
 def _read_leaf(part: Message, content_type: str, number: int, body: Body) -> None:
-    data = _payload(part, number, body.notes)
+    data = _payload(part, number, body)
     filename = _filename(part, body.notes)
     disposition = part.get_content_disposition()
     if content_type.startswith("multipart/"):
@@ -132,13 +134,17 @@ def _keep_message(part: Message, content_type: str, number: int, body: Body) -> 
     # A forwarded message stays one .eml attachment instead of being flattened.
     payload = part.get_payload()
     if isinstance(payload, list):
-        data = _serialised(payload, number, body.notes)
+        data = _serialised(payload, number, body)
     else:
-        data = _payload(part, number, body.notes)
+        data = _payload(part, number, body)
     attach(body, _filename(part, body.notes), content_type, data, inline=False)
 
 
-def _serialised(entities: list[Any], number: int, notes: list[str]) -> bytes:
+def _serialised(entities: list[Any], number: int, body: Body) -> bytes:
+    notes = body.notes
+    if body.cutouts is not None:
+        for entity in entities:
+            body.cutouts.restore(entity)
     try:
         data = b"".join(e.as_bytes() for e in entities if isinstance(e, Message))
     except (RecursionError, LookupError, UnicodeError, ValueError, TypeError) as e:
@@ -148,19 +154,24 @@ def _serialised(entities: list[Any], number: int, notes: list[str]) -> bytes:
     return _LINE_END.sub(b"\r\n", data)
 
 
-def _payload(part: Message, number: int, notes: list[str]) -> bytes:
+def _payload(part: Message, number: int, body: Body) -> bytes:
     encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
     if encoding == "base64":
-        data, clean = _base64_payload(part)
+        data, clean = _base64_payload(part, body.cutouts)
         if not clean:
-            notes.append(f"broken base64 in part {number}; readable bytes kept")
+            body.notes.append(f"broken base64 in part {number}; readable bytes kept")
         return data
 
+    if body.cutouts is not None:
+        body.cutouts.restore(part)
     decoded = part.get_payload(decode=True)
     return decoded if isinstance(decoded, bytes) else b""
 
 
-def _base64_payload(part: Message) -> tuple[bytes, bool]:
+def _base64_payload(part: Message, cutouts: Cutouts | None) -> tuple[bytes, bool]:
+    read = cutouts.read_base64(part) if cutouts is not None else None
+    if read is not None:
+        return read
     try:
         payload = part.get_payload()
     # With 8-bit bytes in the part the stdlib decodes them by its charset

@@ -5,7 +5,9 @@ the address and date headers. Its known gaps (folded or mis-decoded header text,
 flattened forwarded messages, lost attachments, undecoded base64, automatic
 headers forged by a bare CR) are repaired from that same parsed tree, so a
 message is parsed once: header text in ``headertext``, the MIME parts in
-``mimeparts``, the fields here. Every repair is recorded in ``ParsedMail.defects``.
+``mimeparts``, the fields here; a message over 5 MB is parsed as a skeleton
+without its long base64 runs (``largemail``). Every repair is recorded in
+``ParsedMail.defects``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mailparser.exceptions import MailParserRecursionError
 from mailbot.attachments import Attachment
 from mailbot.errors import MessageError
 from mailbot.headertext import header_text, id_list, param, plain
+from mailbot.largemail import LARGE_MESSAGE_BYTES, Cutouts, cut_out
 from mailbot.mimeparts import Body, attach, walk
 
 __all__ = ["Attachment", "ParsedMail", "parse_message", "quiet_library_logging"]
@@ -95,20 +98,33 @@ def quiet_library_logging() -> None:
     logging.getLogger("mailparser").setLevel(logging.CRITICAL)
 
 
-def parse_message(raw: bytes, *, now: datetime) -> ParsedMail:
-    """Parse one message; raise MessageError only when there is nothing to parse."""
+def parse_message(
+    raw: bytes, *, now: datetime, large_from: int = LARGE_MESSAGE_BYTES
+) -> ParsedMail:
+    """Parse one message; raise MessageError only when there is nothing to parse.
+
+    A message over ``large_from`` bytes is parsed with its long base64 runs
+    cut out (``largemail``), with the same result in a fraction of the memory.
+    """
     if not raw.strip():
         raise MessageError("empty message")
 
     notes: list[str] = []
     raw = _repaired_line_ends(raw, notes)
-    parser, message, structured = _parse(raw, notes)
-    body = Body(notes)
+    skeleton, cutouts = _skeleton(raw, large_from)
+    parser, message, structured = _parse(skeleton, notes)
+    body = Body(notes, cutouts=cutouts)
     if structured:
         walk(message, body, 0)
     else:
         attach(body, None, "message/rfc822", raw, inline=False)
     return _assemble(parser, message, _header_index(message), body, now)
+
+
+def _skeleton(raw: bytes, large_from: int) -> tuple[bytes, Cutouts | None]:
+    if len(raw) <= large_from:
+        return raw, None
+    return cut_out(raw)
 
 
 def _repaired_line_ends(raw: bytes, notes: list[str]) -> bytes:
