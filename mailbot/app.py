@@ -31,10 +31,12 @@ class App:
     token_sources: dict[str, TokenSource] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, clock: Clock | None = None) -> App:
+    def build(
+        cls, settings: Settings, clock: Clock | None = None, *, create: bool = True
+    ) -> App:
         """Open the database and make every component."""
         clock = clock or SystemClock()
-        sessions = open_database(settings.storage.url)
+        sessions = open_database(settings.storage.url, create=create)
         signer = load_signer(settings)
         router = Router(settings.units)
         renderer = Renderer(default_templates_dir(), timezone=settings.office.timezone)

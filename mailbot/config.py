@@ -27,6 +27,9 @@ from pydantic import (
 from mailbot.errors import ConfigError
 
 Security = Literal["ssl", "starttls", "none"]
+# A plain address, checked only for its shape: a typo such as "camat at
+# porong" must fail at start, not when the first letter to it bounces.
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")]
 Role = Literal["operator", "kasubag_umum", "sekcam", "camat", "unit"]
 
 
@@ -39,7 +42,7 @@ class OfficeConfig(_Section):
     name: str = "Kecamatan Porong"
     address: str = "Jl. Bhayangkari No. 1, Porong, Sidoarjo, Jawa Timur"
     phone: str = "(031) 8851003"
-    email: str = "porong@sidoarjokab.go.id"
+    email: EmailAddress = "porong@sidoarjokab.go.id"
     website: str = "https://kecporong.sidoarjokab.go.id"
     timezone: str = "Asia/Jakarta"
     reference_prefix: Annotated[str, Field(pattern=r"^[A-Z]{2,6}$")] = "PRG"
@@ -132,7 +135,7 @@ class SmtpConfig(_Server):
     port: Annotated[int, Field(gt=0, lt=65536)] = 465
     username: str | None = None
     password_env: str | None = None
-    from_address: str = "porong@sidoarjokab.go.id"
+    from_address: EmailAddress = "porong@sidoarjokab.go.id"
     from_name: str = "Layanan Pengaduan Kecamatan Porong"
     max_attempts: Annotated[int, Field(gt=0, le=50)] = 8
     retry_base_seconds: Annotated[float, Field(gt=0)] = 60.0
@@ -151,7 +154,7 @@ def _keyword(value: Any) -> Any:
 class UnitConfig(_Section):
     code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     name: str
-    emails: tuple[str, ...] = ()
+    emails: tuple[EmailAddress, ...] = ()
     keywords: tuple[Keyword, ...] = ()
     fallback: bool = False
 
@@ -164,10 +167,16 @@ class UnitConfig(_Section):
 
 
 class StaffConfig(_Section):
-    email: str
+    email: EmailAddress
     name: str
     role: Role = "unit"
     unit: str | None = None
+
+    @model_validator(mode="after")
+    def _unit_staff_have_a_unit(self) -> StaffConfig:
+        if self.role == "unit" and self.unit is None:
+            raise ValueError(f"staff {self.email}: role 'unit' needs unit = CODE")
+        return self
 
 
 class IntakeConfig(_Section):
@@ -236,7 +245,7 @@ class DigestConfig(_Section):
     enabled: bool = True
     time: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "07:00"
     # Empty: every [[staff]] with role = "camat".
-    to: tuple[str, ...] = ()
+    to: tuple[EmailAddress, ...] = ()
     # Gmail clips a message past about 100 KB: list this many, count the rest.
     overdue_rows: Annotated[int, Field(gt=0, le=1000)] = 40
 
@@ -337,6 +346,43 @@ def _check_units(units: tuple[UnitConfig, ...]) -> None:
         raise ValueError(
             f"units: exactly one unit needs fallback = true, found {len(fallbacks)}"
         )
+
+
+def secret_keys(settings: Settings) -> list[tuple[str, str]]:
+    """Every secret the settings need: (key, environment variable)."""
+    wanted: list[tuple[str, str | None]] = [
+        ("office.signing_key_env", settings.office.signing_key_env)
+    ]
+    for i, account in enumerate(settings.accounts):
+        if account.auth == "password":
+            wanted.append((f"accounts[{i}].password_env", account.password_env))
+        else:
+            wanted.append(
+                (
+                    f"accounts[{i}].oauth2_refresh_token_env",
+                    account.oauth2_refresh_token_env,
+                )
+            )
+            wanted.append(
+                (
+                    f"accounts[{i}].oauth2_client_secret_env",
+                    account.oauth2_client_secret_env,
+                )
+            )
+    if settings.smtp is not None and settings.smtp.username:
+        wanted.append(("smtp.password_env", settings.smtp.password_env))
+    return [(key, env) for key, env in wanted if env]
+
+
+def require_secrets(settings: Settings) -> None:
+    """Refuse to start when a secret the settings name is not in the environment."""
+    missing = [
+        f"{key}: environment variable {env} is not set"
+        for key, env in secret_keys(settings)
+        if not os.environ.get(env)
+    ]
+    if missing:
+        raise ConfigError("; ".join(missing))
 
 
 def read_secret(env_name: str | None, key: str) -> SecretStr:

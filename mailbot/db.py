@@ -83,8 +83,21 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     return before, after
 
 
-def open_database(url: str) -> SessionFactory:
-    """Open the database, creating a new one; refuse an outdated schema."""
+def open_database(url: str, *, create: bool = True) -> SessionFactory:
+    """Open the database, creating a new one; refuse an outdated schema.
+
+    With ``create=False`` a missing SQLite file is an error: a command that only
+    reads, run from the wrong folder, must not report an empty new database.
+    """
+    parsed = make_url(url)
+    missing = parsed.get_backend_name() == "sqlite" and not (
+        parsed.database and Path(parsed.database).exists()
+    )
+    if missing and not create:
+        raise ConfigError(
+            f"storage.data_dir: no database at {parsed.database}; run mailbot where "
+            "its storage/ is, or set [storage] data_dir"
+        )
     engine = make_engine(url)
     with _migration_lock(engine):
         current = current_revision(engine)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.compose import Letter
 from mailbot.config import StaffConfig
-from mailbot.letters import Correspondence, Received
+from mailbot.letters import Correspondence, Received, notice_text
 from mailbot.models import Direction, Message, OutboxItem, Ticket
 
 
@@ -106,7 +106,7 @@ class DeskLetters:
         """Tell the unit that the complainant is not satisfied with the answer."""
         fields = self.letters.ticket_fields(ticket)
         fields.update(
-            text=received.text,
+            text=notice_text(received.text),
             attachments=[],
             status=str(ticket.status),
             received_at=received.mail.date or now,

@@ -17,7 +17,9 @@ from mailbot.errors import CommandError
 @dataclass(frozen=True)
 class ImportedFile:
     source: str
-    raw: bytes
+    # None when the file could not be read; ``error`` says why.
+    raw: bytes | None
+    error: str = ""
 
 
 def _is_maildir(path: Path) -> bool:
@@ -25,8 +27,11 @@ def _is_maildir(path: Path) -> bool:
 
 
 def _is_mbox(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(5) == b"From "
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(5) == b"From "
+    except OSError:
+        return False
 
 
 def count_messages(paths: list[Path]) -> int:
@@ -37,7 +42,12 @@ def count_messages(paths: list[Path]) -> int:
 def read_messages(paths: list[Path]) -> Iterator[ImportedFile]:
     """Every message under the paths, as raw bytes with where it came from."""
     for source, reader in _locations(paths):
-        yield ImportedFile(source, reader())
+        try:
+            raw = reader()
+        except OSError as exc:
+            yield ImportedFile(source, None, exc.strerror or str(exc))
+            continue
+        yield ImportedFile(source, raw)
 
 
 def _locations(paths: list[Path]) -> Iterator[tuple[str, Callable[[], bytes]]]:
@@ -47,7 +57,11 @@ def _locations(paths: list[Path]) -> Iterator[tuple[str, Callable[[], bytes]]]:
         if path.is_dir() and _is_maildir(path):
             yield from _maildir(path)
         elif path.is_dir():
-            files = sorted(p for p in path.rglob("*.eml") if p.is_file())
+            # Every file, whatever its name: exports name messages .eml, .msg.txt
+            # or nothing at all. Hidden files are editors' and tools' own.
+            files = sorted(
+                p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+            )
             yield from ((f"file:{p}", _FileReader(p)) for p in files)
         elif _is_mbox(path):
             yield from _mbox(path)

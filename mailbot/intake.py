@@ -221,7 +221,9 @@ class Intake:
             identity_provided=carries_identity(
                 received.text, [a.filename for a in received.attachments]
             ),
-            received_at=origin.received_at or mail.date or now,
+            # Imports count as received now: a backlog must not be acknowledged
+            # with a deadline that passed years ago.
+            received_at=origin.received_at or now,
         )
         ticket = open_ticket(
             session,

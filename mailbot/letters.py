@@ -130,7 +130,7 @@ class Correspondence:
         fields = self._ticket_fields(ticket)
         fields.update(
             complainant_email=ticket.complainant_email,
-            text=received.text,
+            text=notice_text(received.text),
             attachments=_attachment_fields(received.attachments),
             matched_keywords=list(ticket.matched_keywords),
         )
@@ -149,7 +149,7 @@ class Correspondence:
         """Tell the ticket's unit that the complainant wrote again."""
         fields = self._ticket_fields(ticket)
         fields.update(
-            text=received.text,
+            text=notice_text(received.text),
             attachments=_attachment_fields(received.attachments),
             status=str(ticket.status),
             received_at=received.mail.date or now,
@@ -185,3 +185,18 @@ def _attachment_fields(attachments: Sequence[StoredAttachment]) -> list[dict[str
         }
         for a in attachments
     ]
+
+
+# A complaint's text is quoted to staff in full up to this many characters; a
+# pasted document beyond it would make the notice too large to deliver.
+NOTICE_TEXT_LIMIT = 20_000
+
+
+def notice_text(text: str) -> str:
+    """The citizen's text as a staff notice quotes it."""
+    if len(text) <= NOTICE_TEXT_LIMIT:
+        return text
+    return (
+        text[:NOTICE_TEXT_LIMIT]
+        + "\n\n[... teks dipotong; isi lengkap tersimpan pada tiket ...]"
+    )

@@ -354,3 +354,24 @@ def test_secret_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert secret.get_secret_value() == "rahasia-sekali"
     assert "rahasia" not in f"{secret} {secret!r}"
+
+
+def test_a_malformed_staff_address_is_refused() -> None:
+    staff = '[[staff]]\nemail = "camat at porong"\nname = "Camat"\nrole = "camat"\n'
+
+    message = refusal(UNIT_A + staff)
+
+    assert message == (
+        "mailbot.toml: staff[0].email: String should match pattern "
+        "'^[^@\\s<>,;]+@[^@\\s<>,;]+\\.[^@\\s<>,;]+$'"
+    )
+
+
+def test_unit_staff_without_a_unit_is_refused() -> None:
+    staff = '[[staff]]\nemail = "x@example.go.id"\nname = "X"\nrole = "unit"\n'
+
+    message = refusal(UNIT_A + staff)
+
+    assert message == (
+        "mailbot.toml: staff[0]: staff x@example.go.id: role 'unit' needs unit = CODE"
+    )

@@ -82,6 +82,7 @@ def office(
 
 
 POLL_STEPS = [
+    *("status:before", "status:after"),
     *("select:before", "select:after", "new_uids:before", "new_uids:after"),
     *("fetch:before", "fetch:after"),
     *("receive:before", "receive:after") * 2,
@@ -107,7 +108,7 @@ def test_kills_in_a_row_during_poll_then_send(
     send_kills = _crash(office, "send", "chain")
     sent = mailbot(office, "send")
 
-    assert poll_kills == [*POLL_STEPS[:12], "fetch:before"]
+    assert poll_kills == [*POLL_STEPS[:14], "fetch:before"]
     assert polled.stdout.strip() == "dinas: 0 fetched"
     assert sent.stdout.strip() == "sent 0, deferred 0, failed 0"
     assert send_kills == ["deliver:before", "deliver:after"] * 2 + ["deliver:before"]

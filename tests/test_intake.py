@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import mailbox
 import textwrap
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from mailbot.app import App
 from mailbot.config import parse_settings
 from mailbot.importing import read_messages
 from mailbot.inbound import Origin, Outcome
+from mailbot.letters import NOTICE_TEXT_LIMIT, notice_text
 from mailbot.models import InboundMail, InboundStatus, Message, OutboxItem, Ticket
 from mailbot.threads import base_subject
 
@@ -217,3 +218,24 @@ def test_outlook_mail_asking_for_no_auto_replies_is_still_a_complaint(app: App) 
     outcome, reference = _receive(app, raw)
 
     assert (outcome, reference) == (Outcome.TICKET, "PRG-2026-000001-5")
+
+
+def test_an_imported_complaint_counts_as_received_now(app: App) -> None:
+    raw = (DATA / "intake-complaint-ektp.eml").read_bytes()
+
+    _receive(app, raw)
+
+    with app.sessions() as session:
+        ticket = session.scalars(select(Ticket)).one()
+        assert (ticket.received_at, ticket.due_at) == (NOW, NOW + timedelta(hours=24))
+
+
+def test_a_long_complaint_is_cut_in_the_staff_notice_only() -> None:
+    text = "x" * (NOTICE_TEXT_LIMIT + 5)
+
+    quoted = notice_text(text)
+
+    assert quoted == "x" * NOTICE_TEXT_LIMIT + (
+        "\n\n[... teks dipotong; isi lengkap tersimpan pada tiket ...]"
+    )
+    assert notice_text("pendek") == "pendek"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from mailbot.cli import mailflow, office, records
 from mailbot.cli.base import cli
@@ -33,4 +34,12 @@ def main() -> None:
         sys.exit(2)
     except MailbotError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        # A data folder that cannot be created or written, a disk that is full.
+        click.echo(f"error: storage: {exc.strerror or exc}: {exc.filename}", err=True)
+        sys.exit(1)
+    except DBAPIError as exc:
+        # The driver's own words say enough (read-only file, refused connection).
+        click.echo(f"error: database: {exc.orig}", err=True)
         sys.exit(1)

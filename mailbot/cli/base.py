@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from mailbot.app import App
-from mailbot.config import Settings, load_settings
+from mailbot.config import Settings, load_settings, require_secrets
 from mailbot.parsing import quiet_library_logging
 from mailbot.redaction import install_masking
 
@@ -37,6 +37,19 @@ class Context:
         if self._app is None:
             self._app = App.build(self.settings)
         return self._app
+
+    @property
+    def existing_app(self) -> App:
+        """The app for commands that only read: the database must exist."""
+        if self._app is None:
+            self._app = App.build(self.settings, create=False)
+        return self._app
+
+    @property
+    def working_app(self) -> App:
+        """The app for commands that log in or send: every secret must be set."""
+        require_secrets(self.settings)
+        return self.app
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 def poll(context: Context, once: bool) -> None:
     """Fetch new mail from every account into tickets."""
     service_logging()
-    app = context.app
+    app = context.working_app
     poller = app.poller()
     if once:
         reports = poller.poll_all(app.settings.accounts)
@@ -69,7 +69,7 @@ def _poll_line(report: PollReport) -> str:
 @pass_context
 def send(context: Context) -> None:
     """Deliver the outbox messages that are due."""
-    app = context.app
+    app = context.working_app
     transport = app.transport()
     try:
         report = deliver_due(app.sessions, transport, smtp_policy(app), app.clock)
@@ -85,7 +85,7 @@ def send(context: Context) -> None:
 def run(context: Context) -> None:
     """Poll, send, sweep, watch and digest on a schedule until SIGTERM or SIGINT."""
     service_logging()
-    app = context.app
+    app = context.working_app
     transport = app.transport()
     service = Service(app, transport)
     # A backlog's acknowledgements go out batch by batch, not after all of it.
@@ -118,6 +118,7 @@ def import_(context: Context, paths: tuple[Path, ...]) -> None:
     app = context.app
     total = count_messages(list(paths))
     counts: dict[str, int] = {}
+    unreadable = 0
     with click.progressbar(
         read_messages(list(paths)),
         length=total,
@@ -126,12 +127,19 @@ def import_(context: Context, paths: tuple[Path, ...]) -> None:
         hidden=total < 100,
     ) as messages:
         for item in messages:
+            if item.raw is None:
+                click.echo(f"cannot read {item.source}: {item.error}", err=True)
+                unreadable += 1
+                continue
             origin = Origin("import", "", item.source)
             result = app.intake.receive(item.raw, origin)
             counts[result.outcome] = counts.get(result.outcome, 0) + 1
     app.intake.make_durable()
     summary = ", ".join(f"{counts.get(o, 0)} {o}" for o in Outcome)
-    click.echo(f"imported {total} messages: {summary}")
+    click.echo(f"imported {total - unreadable} messages: {summary}")
+    if unreadable:
+        click.echo(f"{unreadable} files could not be read; nothing of them kept")
+        raise SystemExit(1)
 
 
 @cli.command()

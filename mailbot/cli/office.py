@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime
 
 import click
@@ -15,12 +16,14 @@ from mailbot.cli.base import (
     cli,
     pass_context,
 )
+from mailbot.config import Role, Settings, secret_keys
 from mailbot.digest import compute_digest, yesterday
 from mailbot.digest_mail import render_digest
 from mailbot.errors import MailbotError
 from mailbot.health import check_connections
 from mailbot.models import MailboxState
 from mailbot.outbox import deliver_due
+from mailbot.rendering import default_templates_dir
 from mailbot.service import queue_daily_digest, sla_watch, smtp_policy
 
 log = logging.getLogger(__name__)
@@ -41,8 +44,37 @@ def check(context: Context, connect: bool) -> None:
     outbox = f"{smtp.host}:{smtp.port} ({smtp.security})" if smtp else "file outbox"
     click.echo(f"outgoing mail: {outbox}")
     click.echo(f"units: {', '.join(u.code for u in settings.units)}")
+    for role, purpose in _CHAIN:
+        if not settings.staff_with_role(role):
+            click.echo(f"warning: no [[staff]] with role {role}: {purpose}")
+    problems = _problems(settings)
+    for problem in problems:
+        click.echo(f"problem: {problem}")
     if connect:
-        _check_connections(context.app)
+        _check_connections(context.working_app)
+    if problems:
+        raise SystemExit(1)
+
+
+# Who the chain of the service standard needs, and what is lost without them.
+_CHAIN: tuple[tuple[Role, str], ...] = (
+    ("operator", "mailbox alerts reach only the Kasubag Umum"),
+    ("kasubag_umum", "escalation step 1 and mailbox alerts reach nobody"),
+    ("sekcam", "escalation step 2 reaches nobody"),
+    ("camat", "escalation step 3 and the daily digest reach nobody"),
+)
+
+
+def _problems(settings: Settings) -> list[str]:
+    found = [
+        f"{key}: environment variable {env} is not set"
+        for key, env in secret_keys(settings)
+        if not os.environ.get(env)
+    ]
+    templates = default_templates_dir()
+    if not (templates / "citizen" / "acknowledgement.txt.j2").is_file():
+        found.append(f"templates: none found in {templates}")
+    return found
 
 
 @cli.command()
@@ -86,7 +118,7 @@ def digest(
     """The Camat's daily digest, printed or sent."""
     if to_print == to_send:
         raise click.UsageError("give exactly one of --print and --send")
-    app = context.app
+    app = context.existing_app
     now = app.clock.now()
     report_day = day.date() if day else yesterday(now, app.settings.office.timezone)
     if to_print:
@@ -111,6 +143,6 @@ def digest(
 @pass_context
 def sweep(context: Context) -> None:
     """Run the SLA sweep once: reminders and escalations that are due."""
-    app = context.app
+    app = context.existing_app
     report = sla_watch(app).sweep(app.clock.now())
     click.echo(f"reminded {report.reminded}, escalated {report.escalated}")

@@ -38,7 +38,7 @@ def tickets_list(
     context: Context, status: str | None, unit: str | None, as_json: bool
 ) -> None:
     """Tickets, oldest first."""
-    with context.app.sessions() as session:
+    with context.existing_app.sessions() as session:
         rows = list_tickets(
             session, status=TicketStatus(status) if status else None, unit=unit
         )
@@ -60,7 +60,7 @@ def tickets_show(context: Context, reference: str, as_json: bool) -> None:
     """One ticket with its messages and history."""
     prefix = context.settings.office.reference_prefix
     checked = str(parse_reference(reference, prefix))
-    with context.app.sessions() as session:
+    with context.existing_app.sessions() as session:
         view = show_ticket(session, checked)
     if view is None:
         raise MailbotError(f"no ticket {checked}")
@@ -128,7 +128,7 @@ def quarantine() -> None:
 @pass_context
 def quarantine_list(context: Context, as_json: bool) -> None:
     """Every quarantined message."""
-    with context.app.sessions() as session:
+    with context.existing_app.sessions() as session:
         rows = list_quarantine(session)
     if as_json:
         print_json(rows)
@@ -143,7 +143,7 @@ def quarantine_list(context: Context, as_json: bool) -> None:
 @pass_context
 def quarantine_retry(context: Context, inbound_id: int) -> None:
     """Run a quarantined message through intake again."""
-    result = context.app.intake.retry(inbound_id)
+    result = context.existing_app.intake.retry(inbound_id)
     click.echo(f"{result.outcome}: {result.reference or result.reason}")
 
 
@@ -158,7 +158,7 @@ def outbox() -> None:
 @pass_context
 def outbox_list(context: Context, status: str | None, as_json: bool) -> None:
     """Every outgoing message with its status."""
-    with context.app.sessions() as session:
+    with context.existing_app.sessions() as session:
         rows = list_outbox(session, OutboxStatus(status) if status else None)
     if as_json:
         print_json(rows)
@@ -173,7 +173,7 @@ def outbox_list(context: Context, status: str | None, as_json: bool) -> None:
 @pass_context
 def outbox_retry(context: Context, item_id: int) -> None:
     """Queue a failed outgoing message again, due now."""
-    app = context.app
+    app = context.existing_app
     with app.sessions.begin() as session:
         retry(session, item_id, app.clock.now())
     click.echo(f"outbox {item_id}: queued")

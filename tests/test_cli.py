@@ -1,0 +1,91 @@
+"""The command line as an operator meets it: clear refusals, nothing created by
+mistake, imports that read every file and say what they could not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clirun import mailbot, tickets_json, write_config
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_check_names_every_missing_secret_and_fails(tmp_path: Path) -> None:
+    config = tmp_path / "mailbot.toml"
+    config.write_text(
+        '[office]\nsigning_key_env = "MAILBOT_NO_SUCH_KEY"\n'
+        f'[storage]\ndata_dir = "{tmp_path}"\n'
+        '[smtp]\nhost = "127.0.0.1"\nsecurity = "none"\nusername = "mailbot"\n'
+        'password_env = "MAILBOT_NO_SUCH_PASSWORD"\n',
+        "utf-8",
+    )
+
+    done = mailbot(config, "check", check=False)
+
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[5:] == [
+        "warning: no [[staff]] with role operator: mailbox alerts reach only the "
+        "Kasubag Umum",
+        "warning: no [[staff]] with role kasubag_umum: escalation step 1 and mailbox "
+        "alerts reach nobody",
+        "warning: no [[staff]] with role sekcam: escalation step 2 reaches nobody",
+        "warning: no [[staff]] with role camat: escalation step 3 and the daily "
+        "digest reach nobody",
+        "problem: office.signing_key_env: environment variable MAILBOT_NO_SUCH_KEY "
+        "is not set",
+        "problem: smtp.password_env: environment variable MAILBOT_NO_SUCH_PASSWORD "
+        "is not set",
+    ]
+
+
+def test_send_refuses_to_start_without_its_secret(tmp_path: Path) -> None:
+    config = tmp_path / "mailbot.toml"
+    config.write_text(
+        f'[storage]\ndata_dir = "{tmp_path}"\n'
+        '[smtp]\nhost = "127.0.0.1"\nsecurity = "none"\nusername = "mailbot"\n'
+        'password_env = "MAILBOT_NO_SUCH_PASSWORD"\n',
+        "utf-8",
+    )
+
+    done = mailbot(config, "send", check=False)
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "configuration error: smtp.password_env: environment variable "
+        "MAILBOT_NO_SUCH_PASSWORD is not set\n"
+    )
+
+
+def test_reading_commands_never_create_a_database(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "mailbot.toml", data_dir=tmp_path / "storage")
+
+    listed = mailbot(config, "tickets", "list", check=False)
+
+    assert listed.returncode == 2
+    assert listed.stderr == (
+        "configuration error: storage.data_dir: no database at "
+        f"{tmp_path / 'storage' / 'mailbot.sqlite3'}; run mailbot where its "
+        "storage/ is, or set [storage] data_dir\n"
+    )
+    assert not (tmp_path / "storage" / "mailbot.sqlite3").exists()
+
+
+def test_a_folder_import_reads_files_whatever_their_names(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    (folder / "deeper").mkdir(parents=True)
+    (folder / "complaint").write_bytes(
+        (DATA / "intake-complaint-ektp.eml").read_bytes()
+    )
+    (folder / "deeper" / "x.eml").write_bytes(
+        (DATA / "intake-complaint-noise.eml").read_bytes()
+    )
+    (folder / ".hidden").write_bytes(b"editor state")
+    config = write_config(tmp_path / "mailbot.toml", data_dir=tmp_path / "storage")
+
+    done = mailbot(config, "import", str(folder))
+
+    assert done.stdout.strip() == (
+        "imported 2 messages: 2 ticket, 0 follow_up, 0 staff, 0 automatic, "
+        "0 duplicate, 0 quarantined, 0 forged"
+    )
+    assert len(tickets_json(config)) == 2
