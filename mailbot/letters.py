@@ -110,6 +110,8 @@ class Correspondence:
         """Tell the complainant the complaint is recorded, with its reference."""
         fields = self._ticket_fields(ticket)
         fields["response_hours"] = self.settings.office.response_hours
+        # Counted in office hours the promise is not "1x24 jam": say what it is.
+        fields["working_hours"] = self.settings.sla.mode == "working_hours"
         fields["inbox_address"] = ticket.inbox_address
         letter = Letter(
             kind="acknowledgement",

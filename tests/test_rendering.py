@@ -473,3 +473,14 @@ def test_status_labels_cover_every_ticket_state() -> None:
         "sudah dijawab",
         "ditolak",
     ]
+
+
+def test_acknowledgement_in_working_hours_mode_names_working_hours(
+    renderer: Renderer,
+) -> None:
+    fields = acknowledgement_fields(working_hours=True)
+
+    text = renderer.render("citizen/acknowledgement", fields).text
+
+    assert "akan kami tanggapi dalam waktu 24 jam kerja, paling lambat" in text
+    assert "1x24" not in text

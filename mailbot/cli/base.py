@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -14,6 +16,7 @@ from mailbot.app import App
 from mailbot.config import Settings, load_settings, require_secrets
 from mailbot.parsing import quiet_library_logging
 from mailbot.redaction import install_masking
+from mailbot.rendering import INDONESIAN_ZONES
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,13 @@ def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     install_masking()
     ctx.obj = Context(config)
+
+
+def local_time(iso: str, zone: str) -> str:
+    """A stored UTC time as the office reads it: ``2026-11-02 07:45 WIB``."""
+    moment = datetime.fromisoformat(iso).astimezone(ZoneInfo(zone))
+    name = INDONESIAN_ZONES.get(zone) or moment.tzname() or zone
+    return f"{moment:%Y-%m-%d %H:%M} {name}"
 
 
 def line_of(*cells: object) -> str:

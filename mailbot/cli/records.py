@@ -11,6 +11,7 @@ from mailbot.cli.base import (
     Context,
     cli,
     line_of,
+    local_time,
     pass_context,
     print_json,
 )
@@ -45,11 +46,14 @@ def tickets_list(
     if as_json:
         print_json(rows)
         return
+    zone = context.settings.office.timezone
     for row in rows:
         click.echo(
             f"{row['reference']}  {row['status']:<11} {row['unit']:<12} "
-            f"{row['received_at'][:16]}  {row['subject'][:60]}"
+            f"{local_time(row['received_at'], zone)}  {row['subject'][:60]}"
         )
+    if not rows:
+        click.echo("no tickets")
 
 
 @tickets.command(name="show")
@@ -67,29 +71,24 @@ def tickets_show(context: Context, reference: str, as_json: bool) -> None:
     if as_json:
         print_json(view)
         return
-    _print_ticket(view)
+    _print_ticket(view, context.settings.office.timezone)
 
 
-def _print_ticket(view: dict[str, Any]) -> None:
-    for key in (
-        "reference",
-        "status",
-        "unit",
-        "complainant_email",
-        "subject",
-        "received_at",
-        "due_at",
-    ):
+def _print_ticket(view: dict[str, Any], zone: str) -> None:
+    for key in ("reference", "status", "unit", "complainant_email", "subject"):
         click.echo(f"{key:>18}: {view[key]}")
+    for key in ("received_at", "due_at", "answered_at"):
+        if view[key]:
+            click.echo(f"{key:>18}: {local_time(view[key], zone)}")
     click.echo("history:")
     for event in view["history"]:
-        click.echo(line_of("", event["at"][:19], event["actor"], event["action"]))
+        when = local_time(event["at"], zone)
+        click.echo(line_of("", when, event["actor"], event["action"]))
         click.echo(line_of("", "", event["detail"]))
     click.echo("messages:")
     for message in view["messages"]:
-        click.echo(
-            line_of("", message["at"][:19], message["direction"], message["kind"])
-        )
+        when = local_time(message["at"], zone)
+        click.echo(line_of("", when, message["direction"], message["kind"]))
 
 
 @cli.command()
@@ -133,8 +132,11 @@ def quarantine_list(context: Context, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
+    if not rows:
+        click.echo("no quarantined messages")
     for row in rows:
-        click.echo(line_of(row["id"], row["received_at"][:19], row["account"]))
+        when = local_time(row["received_at"], context.settings.office.timezone)
+        click.echo(line_of(row["id"], when, row["account"]))
         click.echo(line_of("", row["reason"][:200], row["raw_path"]))
 
 
@@ -163,6 +165,8 @@ def outbox_list(context: Context, status: str | None, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
+    if not rows:
+        click.echo("no outgoing mail")
     for row in rows:
         cells = (row["reference"] or "-", row["kind"], row["status"], row["attempts"])
         click.echo(line_of(row["id"], *cells, row["last_reply"][:60]))
