@@ -262,12 +262,12 @@ def test_follow_up_text_states_status_and_reference(renderer: Renderer) -> None:
     lines = rendered.text.splitlines()
     assert (
         lines[0]
-        == "TANGGAPAN LANJUTAN PENGADU untuk Seksi Perekonomian dan Pembangunan"
+        == "TAMBAHAN DARI PELAPOR untuk Seksi Perekonomian dan Pembangunan"
     )
     assert "Budi Santoso mengirim keterangan tambahan untuk pengaduan" in lines
     assert "Status tiket    : diproses" in lines
     assert "Perihal         : Re: Lampu PJU mati" in lines
-    assert "Diterima        : Kamis, 3 Desember 2026 pukul 08.00 WIB" in lines
+    assert "Tambahan masuk  : Kamis, 3 Desember 2026 pukul 08.00 WIB" in lines
     assert "Batas tanggapan : Jumat, 4 Desember 2026 pukul 08.00 WIB" in lines
     assert "Lampiran: tidak ada" in lines
     assert "[PRG-2026-000123-4] pada subjek." in lines
