@@ -81,7 +81,6 @@ def record(
         status=InboundStatus.PENDING,
     )
     session.add(inbound)
-    session.flush()
     return inbound
 
 
@@ -155,10 +154,9 @@ def keep(
         subject=mail.subject,
         text=received.text,
         at=mail.date or now,
-        inbound_id=inbound.id,
         attachments=tuple(_attachment_record(a) for a in received.attachments),
     )
-    add_message(session, ticket, message)
+    add_message(session, ticket, message).inbound = inbound
 
 
 def _attachment_record(stored: StoredAttachment) -> dict[str, object]:

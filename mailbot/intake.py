@@ -230,6 +230,7 @@ class Intake:
             response_hours=office.response_hours,
             timezone=office.timezone,
             sla=self.settings.sla,
+            write_now=False,
         )
         self._keep_received(session, ticket, inbound, received, "complaint")
         acknowledge_within_limit(
@@ -242,8 +243,8 @@ class Intake:
             now=now,
         )
         self.letters.notify_unit(session, ticket, received, now)
-        inbound.status, inbound.ticket_id = InboundStatus.TICKET, ticket.id
-        return Result(Outcome.TICKET, inbound.id, ticket.reference)
+        inbound.status, inbound.ticket = InboundStatus.TICKET, ticket
+        return _outcome(session, Outcome.TICKET, inbound, ticket.reference)
 
     def _follow_up(
         self,
@@ -268,9 +269,9 @@ class Intake:
             self.desk_letters.reopened(session, ticket, received, now)
         else:
             self.letters.notify_follow_up(session, ticket, received, now)
-        inbound.status, inbound.ticket_id = InboundStatus.FOLLOW_UP, ticket.id
+        inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
         log.info("ticket %s: follow-up received (%s)", ticket.reference, thread.link)
-        return Result(Outcome.FOLLOW_UP, inbound.id, ticket.reference)
+        return _outcome(session, Outcome.FOLLOW_UP, inbound, ticket.reference)
 
     def _staff_mail(
         self, session: Session, inbound: InboundMail, thread: Thread, received: Received
@@ -283,13 +284,13 @@ class Intake:
             raise MessageError("staff address without a staff entry")
 
         done = self.desk.handle(session, ticket, staff, received, self.clock.now())
-        inbound.status, inbound.ticket_id = InboundStatus.FOLLOW_UP, ticket.id
+        inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
         log.info(
             "ticket %s: staff reply: %s",
             ticket.reference,
             ", ".join(done.actions) or "refused",
         )
-        return Result(Outcome.STAFF, inbound.id, ticket.reference)
+        return _outcome(session, Outcome.STAFF, inbound, ticket.reference)
 
     def _check_staff(self, mail: ParsedMail, thread: Thread | None) -> SenderCheck:
         signed = thread is not None and thread.addressed_to_sender
@@ -304,9 +305,10 @@ class Intake:
         check: SenderCheck,
     ) -> Result:
         ticket = thread.ticket if thread is not None else None
+        session.flush()  # the warning about a forgery names the record's id
         record_forgery(session, inbound, ticket, check, self.clock.now())
         reference = ticket.reference if ticket is not None else None
-        return Result(Outcome.FORGED, inbound.id, reference, check.reason)
+        return _outcome(session, Outcome.FORGED, inbound, reference, check.reason)
 
     def _successor(
         self,
@@ -364,18 +366,32 @@ class Intake:
             ticket = thread.ticket if thread is not None else None
         inbound.status, inbound.reason = InboundStatus.AUTOMATIC, reason
         if ticket is None:
+            result = _outcome(session, Outcome.AUTOMATIC, inbound, None, reason)
             log.warning("inbound %d: automatic mail skipped: %s", inbound.id, reason)
-            return Result(Outcome.AUTOMATIC, inbound.id, None, reason)
+            return result
 
         received = Received(mail, mail.message_id or "", (), mail.text)
         self._keep_received(session, ticket, inbound, received, kind)
-        inbound.ticket_id = ticket.id
+        inbound.ticket = ticket
         log.warning(
             "ticket %s: automatic mail attached, not answered: %s",
             ticket.reference,
             reason,
         )
-        return Result(Outcome.AUTOMATIC, inbound.id, ticket.reference, reason)
+        return _outcome(session, Outcome.AUTOMATIC, inbound, ticket.reference, reason)
+
+
+def _outcome(
+    session: Session,
+    outcome: Outcome,
+    inbound: InboundMail,
+    reference: str | None = None,
+    reason: str = "",
+) -> Result:
+    # Rows are written in one flush per message, here, rather than one per
+    # row: the record's id, which the result carries, exists from this point.
+    session.flush()
+    return Result(outcome, inbound.id, reference, reason)
 
 
 def _own_addresses(settings: Settings) -> frozenset[str]:
