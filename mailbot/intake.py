@@ -161,13 +161,7 @@ class Intake:
         archived: ArchivedMail,
         origin: Origin,
     ) -> Result:
-        thread = find_thread(
-            session,
-            mail,
-            self.signer,
-            self.settings.office.reference_prefix,
-            self.staff,
-        )
+        thread = self._find_thread(session, mail, self.staff)
         received = self._received(mail, archived)
         if mail.sender_address in self.staff:
             check = self._check_staff(mail, thread)
@@ -178,6 +172,16 @@ class Intake:
         if thread is not None:
             return self._follow_up(session, inbound, thread, received, origin)
         return self._new_ticket(session, inbound, origin, received)
+
+    def _find_thread(
+        self, session: Session, mail: ParsedMail, staff: frozenset[str] = frozenset()
+    ) -> Thread | None:
+        # Only rows of earlier messages can be the thread: this message's own
+        # record is written later, with everything else it makes.
+        with session.no_autoflush:
+            return find_thread(
+                session, mail, self.signer, self.settings.office.reference_prefix, staff
+            )
 
     def _keep_received(
         self,
@@ -360,9 +364,7 @@ class Intake:
         kind: str = "automatic",
     ) -> Result:
         if ticket is None:
-            thread = find_thread(
-                session, mail, self.signer, self.settings.office.reference_prefix
-            )
+            thread = self._find_thread(session, mail)
             ticket = thread.ticket if thread is not None else None
         inbound.status, inbound.reason = InboundStatus.AUTOMATIC, reason
         if ticket is None:
