@@ -27,7 +27,9 @@ def archive_path(data_dir: Path, sha256: str) -> Path:
 
 def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write a file under a temporary name, flush it to disk, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Most folders exist already; mkdir would fail and recover each time.
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(temporary, "wb") as handle:
         handle.write(data)

@@ -5,7 +5,8 @@ look human passes every header check. So whatever screening lets through, an
 address gets at most ``[intake] auto_reply_limit`` automatic answers per
 ``auto_reply_window_hours``; beyond that the ticket is still opened, but no
 acknowledgement is queued, and the ticket's history says so. Counted from the
-outbox: our signed Message-IDs carry a digest of their recipient.
+letters kept on the address's own tickets (every queued letter is also a message
+of its ticket): our signed Message-IDs carry a digest of their recipient.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.config import IntakeConfig
 from mailbot.letters import Correspondence, Received
-from mailbot.models import OutboxItem, Ticket
+from mailbot.models import Direction, Message, Ticket
 from mailbot.signing import Signer
 from mailbot.tickets import record_event
 
@@ -33,12 +34,20 @@ def auto_replies_since(
 ) -> int:
     """How many automatic answers were queued for this address since a moment."""
     digest = signer.recipient_digest(address)
-    count = session.scalar(
-        select(func.count(OutboxItem.id))
-        .where(OutboxItem.message_id.like(f"%.r{digest}.k%"))
-        .where(OutboxItem.kind.in_(sorted(AUTO_REPLY_KINDS)))
-        .where(OutboxItem.created_at >= since)
+    # An automatic answer goes to its ticket's complainant: starting from the
+    # indexed address keeps this count from scanning every letter ever queued.
+    query = (
+        select(func.count(Message.id))
+        .join(Ticket, Message.ticket_id == Ticket.id)
+        .where(Ticket.complainant_email == address.strip().lower())
+        .where(Message.direction == Direction.OUT)
+        .where(Message.kind.in_(sorted(AUTO_REPLY_KINDS)))
+        .where(Message.at >= since)
+        .where(Message.message_id.like(f"%.r{digest}.k%"))
     )
+    # Nothing this message has added so far is an answer to count.
+    with session.no_autoflush:
+        count = session.scalar(query)
     return count or 0
 
 

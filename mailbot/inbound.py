@@ -81,6 +81,9 @@ def record(
         status=InboundStatus.PENDING,
     )
     session.add(inbound)
+    # Claims the message's key at once: a second worker with the same
+    # Message-ID waits here and reruns as a duplicate, before it has opened
+    # (and logged) a ticket that would then be rolled back.
     session.flush()
     return inbound
 
@@ -155,10 +158,9 @@ def keep(
         subject=mail.subject,
         text=received.text,
         at=mail.date or now,
-        inbound_id=inbound.id,
         attachments=tuple(_attachment_record(a) for a in received.attachments),
     )
-    add_message(session, ticket, message)
+    add_message(session, ticket, message).inbound = inbound
 
 
 def _attachment_record(stored: StoredAttachment) -> dict[str, object]:

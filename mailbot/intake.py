@@ -161,13 +161,7 @@ class Intake:
         archived: ArchivedMail,
         origin: Origin,
     ) -> Result:
-        thread = find_thread(
-            session,
-            mail,
-            self.signer,
-            self.settings.office.reference_prefix,
-            self.staff,
-        )
+        thread = self._find_thread(session, mail, self.staff)
         received = self._received(mail, archived)
         if mail.sender_address in self.staff:
             check = self._check_staff(mail, thread)
@@ -178,6 +172,16 @@ class Intake:
         if thread is not None:
             return self._follow_up(session, inbound, thread, received, origin)
         return self._new_ticket(session, inbound, origin, received)
+
+    def _find_thread(
+        self, session: Session, mail: ParsedMail, staff: frozenset[str] = frozenset()
+    ) -> Thread | None:
+        # Only rows of earlier messages can be the thread: this message's own
+        # record is written later, with everything else it makes.
+        with session.no_autoflush:
+            return find_thread(
+                session, mail, self.signer, self.settings.office.reference_prefix, staff
+            )
 
     def _keep_received(
         self,
@@ -232,6 +236,7 @@ class Intake:
             response_hours=office.response_hours,
             timezone=office.timezone,
             sla=self.settings.sla,
+            write_now=False,
         )
         self._keep_received(session, ticket, inbound, received, "complaint")
         acknowledge_within_limit(
@@ -244,8 +249,8 @@ class Intake:
             now=now,
         )
         self.letters.notify_unit(session, ticket, received, now)
-        inbound.status, inbound.ticket_id = InboundStatus.TICKET, ticket.id
-        return Result(Outcome.TICKET, inbound.id, ticket.reference)
+        inbound.status, inbound.ticket = InboundStatus.TICKET, ticket
+        return _outcome(session, Outcome.TICKET, inbound, ticket.reference)
 
     def _follow_up(
         self,
@@ -270,9 +275,9 @@ class Intake:
             self.desk_letters.reopened(session, ticket, received, now)
         else:
             self.letters.notify_follow_up(session, ticket, received, now)
-        inbound.status, inbound.ticket_id = InboundStatus.FOLLOW_UP, ticket.id
+        inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
         log.info("ticket %s: follow-up received (%s)", ticket.reference, thread.link)
-        return Result(Outcome.FOLLOW_UP, inbound.id, ticket.reference)
+        return _outcome(session, Outcome.FOLLOW_UP, inbound, ticket.reference)
 
     def _staff_mail(
         self, session: Session, inbound: InboundMail, thread: Thread, received: Received
@@ -285,13 +290,13 @@ class Intake:
             raise MessageError("staff address without a staff entry")
 
         done = self.desk.handle(session, ticket, staff, received, self.clock.now())
-        inbound.status, inbound.ticket_id = InboundStatus.FOLLOW_UP, ticket.id
+        inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
         log.info(
             "ticket %s: staff reply: %s",
             ticket.reference,
             ", ".join(done.actions) or "refused",
         )
-        return Result(Outcome.STAFF, inbound.id, ticket.reference)
+        return _outcome(session, Outcome.STAFF, inbound, ticket.reference)
 
     def _check_staff(self, mail: ParsedMail, thread: Thread | None) -> SenderCheck:
         signed = thread is not None and thread.addressed_to_sender
@@ -306,9 +311,10 @@ class Intake:
         check: SenderCheck,
     ) -> Result:
         ticket = thread.ticket if thread is not None else None
+        session.flush()  # the warning about a forgery names the record's id
         record_forgery(session, inbound, ticket, check, self.clock.now())
         reference = ticket.reference if ticket is not None else None
-        return Result(Outcome.FORGED, inbound.id, reference, check.reason)
+        return _outcome(session, Outcome.FORGED, inbound, reference, check.reason)
 
     def _successor(
         self,
@@ -360,24 +366,36 @@ class Intake:
         kind: str = "automatic",
     ) -> Result:
         if ticket is None:
-            thread = find_thread(
-                session, mail, self.signer, self.settings.office.reference_prefix
-            )
+            thread = self._find_thread(session, mail)
             ticket = thread.ticket if thread is not None else None
         inbound.status, inbound.reason = InboundStatus.AUTOMATIC, reason
         if ticket is None:
+            result = _outcome(session, Outcome.AUTOMATIC, inbound, None, reason)
             log.warning("inbound %d: automatic mail skipped: %s", inbound.id, reason)
-            return Result(Outcome.AUTOMATIC, inbound.id, None, reason)
+            return result
 
         received = Received(mail, mail.message_id or "", (), mail.text)
         self._keep_received(session, ticket, inbound, received, kind)
-        inbound.ticket_id = ticket.id
+        inbound.ticket = ticket
         log.warning(
             "ticket %s: automatic mail attached, not answered: %s",
             ticket.reference,
             reason,
         )
-        return Result(Outcome.AUTOMATIC, inbound.id, ticket.reference, reason)
+        return _outcome(session, Outcome.AUTOMATIC, inbound, ticket.reference, reason)
+
+
+def _outcome(
+    session: Session,
+    outcome: Outcome,
+    inbound: InboundMail,
+    reference: str | None = None,
+    reason: str = "",
+) -> Result:
+    # Rows are written in one flush per message, here, rather than one per
+    # row: the record's id, which the result carries, exists from this point.
+    session.flush()
+    return Result(outcome, inbound.id, reference, reason)
 
 
 def _own_addresses(settings: Settings) -> frozenset[str]:

@@ -149,6 +149,8 @@ class InboundMail(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
 
+    ticket: Mapped[Ticket | None] = relationship()
+
 
 class Message(Base):
     """An email of a ticket, in or out, as the history shows it."""
@@ -170,6 +172,7 @@ class Message(Base):
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    inbound: Mapped[InboundMail | None] = relationship()
 
 
 class Event(Base):
@@ -207,6 +210,9 @@ class OutboxItem(Base):
     last_reply: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+
+    ticket: Mapped[Ticket | None] = relationship()
+    message: Mapped[Message | None] = relationship()
 
 
 class MailboxState(Base):

@@ -69,8 +69,8 @@ def queue(
     )
     message = add_message(session, ticket, record)
     item = OutboxItem(
-        ticket_id=ticket.id,
-        message_row_id=message.id,
+        ticket=ticket,
+        message=message,
         kind=letter.kind,
         message_id=message_id,
         envelope_from=sender.address,

@@ -107,7 +107,9 @@ def allocate(session: Session, prefix: str, year: int) -> Reference:
         )
         .returning(ReferenceCounter.last_seq)
     )
-    seq = session.execute(statement).scalar_one()
+    # The counter does not depend on rows still pending in the session.
+    with session.no_autoflush:
+        seq = session.execute(statement).scalar_one()
     if seq > _SEQ_LIMIT:
         raise InvalidReferenceError(f"year {year} has used all {_SEQ_LIMIT} references")
     return Reference(prefix, year, seq)

@@ -46,8 +46,13 @@ def open_ticket(
     response_hours: int,
     timezone: str,
     sla: SlaConfig | None = None,
+    write_now: bool = True,
 ) -> Ticket:
-    """Create a ticket with the next reference of its year in the office's zone."""
+    """Create a ticket with the next reference of its year in the office's zone.
+
+    With ``write_now`` the row is written at once and the ticket has its id;
+    intake leaves it to the one write of all the rows a message makes.
+    """
     year = new.received_at.astimezone(ZoneInfo(timezone)).year
     reference: Reference = allocate(session, prefix, year)
     ticket = Ticket(
@@ -66,7 +71,8 @@ def open_ticket(
         updated_at=new.received_at,
     )
     session.add(ticket)
-    session.flush()
+    if write_now:
+        session.flush()
 
     detail = f"unit {new.unit_code}"
     if new.matched_keywords:
@@ -143,5 +149,4 @@ def add_message(session: Session, ticket: Ticket, record: MessageRecord) -> Mess
         attachments=[dict(item) for item in record.attachments],
     )
     session.add(message)
-    session.flush()
     return message

@@ -260,10 +260,7 @@ def test_follow_up_text_states_status_and_reference(renderer: Renderer) -> None:
     rendered = renderer.render("staff/follow_up", follow_up_fields())
 
     lines = rendered.text.splitlines()
-    assert (
-        lines[0]
-        == "TAMBAHAN DARI PELAPOR untuk Seksi Perekonomian dan Pembangunan"
-    )
+    assert lines[0] == "TAMBAHAN DARI PELAPOR untuk Seksi Perekonomian dan Pembangunan"
     assert "Budi Santoso mengirim keterangan tambahan untuk pengaduan" in lines
     assert "Status tiket    : diproses" in lines
     assert "Perihal         : Re: Lampu PJU mati" in lines
