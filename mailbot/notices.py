@@ -16,10 +16,10 @@ from email.utils import make_msgid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailbot.compose import Letter, compose
+from mailbot.compose import Letter
 from mailbot.config import Settings
-from mailbot.models import OutboxItem, OutboxStatus
-from mailbot.outbox import Sender
+from mailbot.models import OutboxItem
+from mailbot.outbox import Sender, queue_letter
 
 log = logging.getLogger(__name__)
 
@@ -72,24 +72,6 @@ def _queued(session: Session, message_id: str) -> bool:
 def _queue_one(
     session: Session, letter: Letter, message_id: str, sender: Sender, now: datetime
 ) -> OutboxItem:
-    raw = compose(
-        letter,
-        message_id=message_id,
-        from_address=sender.address,
-        from_name=sender.name,
-        date=now,
-    )
-    item = OutboxItem(
-        ticket_id=None,
-        kind=letter.kind,
-        message_id=message_id,
-        envelope_from=sender.address,
-        recipients=list(letter.to),
-        raw=raw,
-        status=OutboxStatus.QUEUED,
-        next_attempt_at=now,
-        created_at=now,
-    )
-    session.add(item)
+    item = queue_letter(session, letter, message_id=message_id, sender=sender, now=now)
     session.flush()
     return item

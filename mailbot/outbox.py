@@ -50,13 +50,6 @@ def queue(
 ) -> OutboxItem:
     """Compose a letter of a ticket and queue it, in the caller's transaction."""
     message_id = signer.make_id(reference, letter.to[0], letter.kind)
-    raw = compose(
-        letter,
-        message_id=message_id,
-        from_address=sender.address,
-        from_name=sender.name,
-        date=now,
-    )
     record = MessageRecord(
         direction=Direction.OUT,
         kind=letter.kind,
@@ -68,9 +61,24 @@ def queue(
         at=now,
     )
     message = add_message(session, ticket, record)
+    item = queue_letter(session, letter, message_id=message_id, sender=sender, now=now)
+    item.ticket, item.message = ticket, message
+    log.info("ticket %s: %s queued", ticket.reference, letter.kind)
+    return item
+
+
+def queue_letter(
+    session: Session, letter: Letter, *, message_id: str, sender: Sender, now: datetime
+) -> OutboxItem:
+    """Compose any letter and put it in the outbox, due now."""
+    raw = compose(
+        letter,
+        message_id=message_id,
+        from_address=sender.address,
+        from_name=sender.name,
+        date=now,
+    )
     item = OutboxItem(
-        ticket=ticket,
-        message=message,
         kind=letter.kind,
         message_id=message_id,
         envelope_from=sender.address,
@@ -81,7 +89,6 @@ def queue(
         created_at=now,
     )
     session.add(item)
-    log.info("ticket %s: %s queued", ticket.reference, letter.kind)
     return item
 
 

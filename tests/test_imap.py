@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from servers import DovecotServer, ImapUser, OAuthServer
 
-from mailbot.config import AccountConfig
+from mailbot.config import AccountConfig, Security
 from mailbot.errors import MailboxError
 from mailbot.imap import FetchedMail, FolderState, Mailbox
 from mailbot.oauth import RefreshTokenSource
@@ -77,9 +77,9 @@ def test_password_login_and_select_over_each_security(
 
 @pytest.mark.parametrize("security", ["starttls", "ssl"])
 def test_default_trust_store_refuses_the_test_certificate(
-    dovecot: DovecotServer, imap_user: ImapUser, security: str
+    dovecot: DovecotServer, imap_user: ImapUser, security: Security
 ) -> None:
-    account = dovecot.account(imap_user, security, ca_file=None)  # type: ignore[arg-type]
+    account = dovecot.account(imap_user, security, ca_file=None)
 
     with pytest.raises(MailboxError) as refused:
         Mailbox(account).open()

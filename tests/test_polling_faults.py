@@ -57,7 +57,8 @@ class DropAtFetch:
         self.fetches += 1
         if self.fetches == self.at_fetch:
             # As a NAT timeout or a server restart would: the socket is gone.
-            self.box._client.socket().shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+            client: Any = self.box._client
+            client.socket().shutdown(socket.SHUT_RDWR)
         return self.box.fetch(uids)
 
 
