@@ -35,6 +35,9 @@ TOPIC_UNITS = {
 }
 
 COMPLAINTS = [
+    # found by a new user's trial: a disturbed person, a stray dog
+    ("Ada orang gila mengamuk di pasar", "kesos", ("orang gila",)),
+    ("Anjing liar menggigit anak kecil di gang kami", "trantib", ("anjing liar",)),
     # ekbang: roads, lights, drainage, flooding, garbage, markets
     ("jln di depan balai desa berlubang gede banget", "ekbang", ("berlubang",)),
     ("lampu PJU mati sudah seminggu", "ekbang", ("pju", "lampu")),
