@@ -6,6 +6,7 @@ result in the outbox, all inside the caller's transaction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -63,7 +64,7 @@ class Correspondence:
         return {
             "office": self._office(),
             "reference": ticket.reference,
-            "complainant_name": ticket.complainant_name,
+            "complainant_name": greeting_name(ticket.complainant_name),
             "subject": ticket.subject,
             "received_at": ticket.received_at,
             "due_at": ticket.due_at,
@@ -202,3 +203,15 @@ def notice_text(text: str) -> str:
         text[:NOTICE_TEXT_LIMIT]
         + "\n\n[... teks dipotong; isi lengkap tersimpan pada tiket ...]"
     )
+
+
+# Honorifics people put in their own display name; the templates greet with
+# "Bapak/Ibu" already, and "Bapak/Ibu Pak Budi" reads as a mistake.
+_HONORIFICS = re.compile(
+    r"^(?:(?:bapak|bpk|pak|ibu|bu|sdr|sdri|saudara|saudari)\.?\s+)+", re.IGNORECASE
+)
+
+
+def greeting_name(name: str) -> str:
+    """The complainant's name as the letters greet them."""
+    return _HONORIFICS.sub("", name.strip()).strip() or name.strip()

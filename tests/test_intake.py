@@ -15,7 +15,7 @@ from mailbot.app import App
 from mailbot.config import parse_settings
 from mailbot.importing import read_messages
 from mailbot.inbound import Origin, Outcome
-from mailbot.letters import NOTICE_TEXT_LIMIT, notice_text
+from mailbot.letters import NOTICE_TEXT_LIMIT, greeting_name, notice_text
 from mailbot.models import InboundMail, InboundStatus, Message, OutboxItem, Ticket
 from mailbot.threads import base_subject
 
@@ -239,3 +239,18 @@ def test_a_long_complaint_is_cut_in_the_staff_notice_only() -> None:
         "\n\n[... teks dipotong; isi lengkap tersimpan pada tiket ...]"
     )
     assert notice_text("pendek") == "pendek"
+
+
+@pytest.mark.parametrize(
+    ("name", "greeted"),
+    [
+        ("Pak Budi", "Budi"),
+        ("Ibu Sri Wahyuni", "Sri Wahyuni"),
+        ("Bpk. Ahmad", "Ahmad"),
+        ("Budi Santoso", "Budi Santoso"),
+        ("Pak", "Pak"),
+        ("", ""),
+    ],
+)
+def test_letters_greet_without_a_second_honorific(name: str, greeted: str) -> None:
+    assert greeting_name(name) == greeted
