@@ -9,6 +9,7 @@ keeps it, and asks again a margin before it expires. Writes nothing.
 from __future__ import annotations
 
 import json
+import threading
 import logging
 import re
 import urllib.error
@@ -85,13 +86,16 @@ class RefreshTokenSource:
         self._clock = clock
         self._post_form = post_form
         self._token: _Token | None = None
+        # The IDLE watch threads and the poller share one source per account.
+        self._lock = threading.Lock()
 
     def access_token(self) -> str:
         """A valid access token, asking the endpoint only when needed."""
-        now = self._clock()
-        if self._token is None or now >= self._token.renew_at:
-            self._token = self._request(now)
-        return self._token.value.get_secret_value()
+        with self._lock:
+            now = self._clock()
+            if self._token is None or now >= self._token.renew_at:
+                self._token = self._request(now)
+            return self._token.value.get_secret_value()
 
     def _request(self, now: datetime) -> _Token:
         status, body = self._post(self._form())
