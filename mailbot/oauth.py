@@ -9,9 +9,9 @@ keeps it, and asks again a margin before it expires. Writes nothing.
 from __future__ import annotations
 
 import json
-import threading
 import logging
 import re
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
