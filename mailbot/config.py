@@ -15,8 +15,6 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -25,17 +23,18 @@ from pydantic import (
 )
 
 from mailbot.errors import ConfigError
+from mailbot.policy import (
+    DigestConfig,
+    EmailAddress,
+    HealthConfig,
+    Role,
+    SecurityConfig,
+    SlaConfig,
+    WorkflowConfig,
+)
+from mailbot.policy import Section as _Section
 
 Security = Literal["ssl", "starttls", "none"]
-# A plain address, checked only for its shape: a typo such as "camat at
-# porong" must fail at start, not when the first letter to it bounces.
-EmailAddress = Annotated[str, Field(pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")]
-Role = Literal["operator", "kasubag_umum", "sekcam", "camat", "unit"]
-
-
-class _Section(BaseModel):
-    # Unknown keys are typos more often than not: refuse them by name.
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class OfficeConfig(_Section):
@@ -191,81 +190,6 @@ class IntakeConfig(_Section):
     # `mailbot run` keeps an IMAP IDLE connection per account and polls as soon
     # as mail arrives; the interval above stays the fallback.
     idle: bool = True
-
-
-_HOURS = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
-
-
-class OfficeHoursConfig(_Section):
-    """Opening hours per weekday as ``"07:30-16:00"``; a missing day is closed."""
-
-    mon: Annotated[str | None, Field(pattern=_HOURS)] = "07:30-16:00"
-    tue: Annotated[str | None, Field(pattern=_HOURS)] = "07:30-16:00"
-    wed: Annotated[str | None, Field(pattern=_HOURS)] = "07:30-16:00"
-    thu: Annotated[str | None, Field(pattern=_HOURS)] = "07:30-16:00"
-    fri: Annotated[str | None, Field(pattern=_HOURS)] = "07:30-14:30"
-    sat: Annotated[str | None, Field(pattern=_HOURS)] = None
-    sun: Annotated[str | None, Field(pattern=_HOURS)] = None
-
-    @model_validator(mode="after")
-    def _opens_before_closing(self) -> OfficeHoursConfig:
-        for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):
-            hours = getattr(self, day)
-            if hours is not None and hours[:5] >= hours[6:]:
-                raise ValueError(f"{day}: {hours!r} closes before it opens")
-        return self
-
-
-class SlaConfig(_Section):
-    """The response promise: how due times run, reminders and escalation."""
-
-    mode: Literal["calendar", "working_hours"] = "calendar"
-    reminder_share: Annotated[float, Field(gt=0, lt=1)] = 0.75
-    # Hours after the due time at which the ticket goes to the Kasubag Umum,
-    # the Sekcam and the Camat; fewer entries stop the chain earlier.
-    escalation_delays_hours: Annotated[
-        tuple[Annotated[float, Field(ge=0)], ...], Field(max_length=3)
-    ] = (0.0, 4.0, 8.0)
-    office_hours: OfficeHoursConfig = OfficeHoursConfig()
-    public_holidays: bool = True
-    holiday_country: str = "ID"
-    sweep_interval_seconds: Annotated[float, Field(gt=0)] = 300.0
-
-    @field_validator("escalation_delays_hours")
-    @classmethod
-    def _ascending(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if list(value) != sorted(value):
-            raise ValueError("delays must not decrease along the chain")
-        return value
-
-
-class DigestConfig(_Section):
-    """The Camat's daily digest."""
-
-    enabled: bool = True
-    time: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "07:00"
-    # Empty: every [[staff]] with role = "camat".
-    to: tuple[EmailAddress, ...] = ()
-    # Gmail clips a message past about 100 KB: list this many, count the rest.
-    overdue_rows: Annotated[int, Field(gt=0, le=1000)] = 40
-
-
-class HealthConfig(_Section):
-    """The mailbox health watch."""
-
-    stale_minutes: Annotated[float, Field(gt=0)] = 30.0
-    check_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
-
-
-class SecurityConfig(_Section):
-    # The authserv-id our own receiving server writes in Authentication-Results;
-    # when set, staff commands need its DKIM or SPF pass for the sender's domain.
-    trusted_authserv_id: str | None = None
-
-
-class WorkflowConfig(_Section):
-    reopen_days: Annotated[int, Field(ge=0, le=365)] = 14
-    approval: tuple[Role, ...] = ()
 
 
 class Settings(_Section):

@@ -20,11 +20,12 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from mailbot.compose import Letter
-from mailbot.config import Role, Settings
+from mailbot.config import Settings
 from mailbot.db import SessionFactory
 from mailbot.identity import mask
 from mailbot.models import Ticket, TicketStatus
 from mailbot.outbox import Sender, queue
+from mailbot.policy import Role
 from mailbot.references import parse_reference
 from mailbot.rendering import Renderer
 from mailbot.signing import Signer

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from mailbot.config import OfficeHoursConfig, SlaConfig
+from mailbot.policy import OfficeHoursConfig, SlaConfig
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # A promise longer than this many days of closed office is a configuration error.

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from mailbot.config import SlaConfig
 from mailbot.models import Direction, Event, Message, Ticket, TicketStatus
+from mailbot.policy import SlaConfig
 from mailbot.references import Reference, allocate
 from mailbot.sla import due_time
 

@@ -10,25 +10,27 @@ from pydantic import BaseModel
 
 from mailbot.config import (
     AccountConfig,
-    DigestConfig,
-    HealthConfig,
     IntakeConfig,
     Keyword,
     OfficeConfig,
-    OfficeHoursConfig,
-    SecurityConfig,
-    SlaConfig,
     SmtpConfig,
     StaffConfig,
     StorageConfig,
     UnitConfig,
-    WorkflowConfig,
     embedded_defaults,
     load_settings,
     parse_settings,
     read_secret,
 )
 from mailbot.errors import ConfigError
+from mailbot.policy import (
+    DigestConfig,
+    HealthConfig,
+    OfficeHoursConfig,
+    SecurityConfig,
+    SlaConfig,
+    WorkflowConfig,
+)
 
 REPO = Path(__file__).parents[1]
 EXAMPLE = REPO / "examples" / "porong.toml"

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import holidays
 import pytest
 
-from mailbot.config import OfficeHoursConfig, SlaConfig
+from mailbot.policy import OfficeHoursConfig, SlaConfig
 from mailbot.sla import due_time, reminder_time
 
 WIB = ZoneInfo("Asia/Jakarta")

@@ -16,13 +16,14 @@ from mailbot.cli.base import (
     cli,
     pass_context,
 )
-from mailbot.config import Role, Settings, secret_keys
+from mailbot.config import Settings, secret_keys
 from mailbot.digest import compute_digest, yesterday
 from mailbot.digest_mail import render_digest
 from mailbot.errors import MailbotError
 from mailbot.health import check_connections
 from mailbot.models import MailboxState
 from mailbot.outbox import deliver_due
+from mailbot.policy import Role
 from mailbot.rendering import default_templates_dir
 from mailbot.service import queue_daily_digest, sla_watch, smtp_policy
 
