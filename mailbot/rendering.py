@@ -8,6 +8,7 @@ duration and size wording lives here so every template says them the same way.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -65,10 +66,14 @@ class Rendered:
 
 
 def default_templates_dir() -> Path:
-    """The repository's top-level ``templates/`` directory."""
+    """The top-level ``templates/`` of a checkout, else the installed copy."""
     # This module's own path, not mailbot.__file__: an editable install made
     # before __init__.py existed imports mailbot as a namespace (no __file__).
-    return Path(__file__).resolve().parents[1] / "templates"
+    checkout = Path(__file__).resolve().parents[1] / "templates"
+    if checkout.is_dir():
+        return checkout
+    # A wheel carries them as data files (pyproject: tool.setuptools.data-files).
+    return Path(sys.prefix) / "share" / "mailbot" / "templates"
 
 
 def format_wib(moment: datetime, timezone: str = "Asia/Jakarta") -> str:
