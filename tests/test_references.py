@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session
 
 from mailbot.db import open_database
 from mailbot.errors import InvalidReferenceError
@@ -89,4 +88,3 @@ def test_allocate_is_gap_free_per_year_and_returns_numbers_on_rollback(
     assert other_year == Reference("PRG", 2027, 1)
     assert after_rollback == Reference("PRG", 2026, 4)
     assert counters == (4, 0)
-    assert isinstance(session, Session)
