@@ -91,12 +91,12 @@ class DeskLetters:
             forwarded_by=by.name,
             forward_note=note,
         )
-        letter = Letter(
-            kind="unit_notification",
-            to=(),
-            subject=f"[{ticket.reference}] Disposisi pengaduan: {ticket.subject}",
-            body=self.renderer.render("staff/new_ticket", fields),
-            reply_to=ticket.inbox_address,
+        letter = self.letters.staff_letter(
+            ticket,
+            "unit_notification",
+            "Disposisi pengaduan",
+            "staff/new_ticket",
+            fields,
         )
         return self.letters.send_to_unit(session, ticket, letter, now)
 
@@ -112,13 +112,12 @@ class DeskLetters:
             received_at=received.mail.date or now,
             reopened=True,
         )
-        letter = Letter(
-            kind="follow_up_notification",
-            to=(),
-            subject=f"[{ticket.reference}] Dibuka kembali oleh pelapor: "
-            f"{ticket.subject}",
-            body=self.renderer.render("staff/follow_up", fields),
-            reply_to=ticket.inbox_address,
+        letter = self.letters.staff_letter(
+            ticket,
+            "follow_up_notification",
+            "Dibuka kembali oleh pelapor",
+            "staff/follow_up",
+            fields,
         )
         return self.letters.send_to_unit(session, ticket, letter, now)
 
@@ -135,13 +134,12 @@ class DeskLetters:
         """Ask each approver to approve or revise a unit's draft response."""
         fields = self.letters.ticket_fields(ticket)
         fields.update(draft=draft, author=author.name)
-        letter = Letter(
-            kind="approval_request",
-            to=(),
-            subject=f"[{ticket.reference}] Mohon persetujuan tanggapan: "
-            f"{ticket.subject}",
-            body=self.renderer.render("staff/approval_request", fields),
-            reply_to=ticket.inbox_address,
+        letter = self.letters.staff_letter(
+            ticket,
+            "approval_request",
+            "Mohon persetujuan tanggapan",
+            "staff/approval_request",
+            fields,
         )
         return [
             self.letters.send(session, ticket, replace(letter, to=(address,)), now)
@@ -181,12 +179,12 @@ class DeskLetters:
         """A short message from mailbot to the ticket's unit."""
         fields = self.letters.ticket_fields(ticket)
         fields.update(lines=lines, summary=None, show_help=False)
-        letter = Letter(
-            kind="unit_message",
-            to=(),
-            subject=f"[{ticket.reference}] Pesan sistem: {ticket.subject}",
-            body=self.renderer.render("staff/command_reply", fields),
-            reply_to=ticket.inbox_address,
+        letter = self.letters.staff_letter(
+            ticket,
+            "unit_message",
+            "Pesan sistem",
+            "staff/command_reply",
+            fields,
         )
         return self.letters.send_to_unit(session, ticket, letter, now)
 

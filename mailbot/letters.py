@@ -60,7 +60,8 @@ class Correspondence:
             "website": office.website,
         }
 
-    def _ticket_fields(self, ticket: Ticket) -> dict[str, Any]:
+    def ticket_fields(self, ticket: Ticket) -> dict[str, Any]:
+        """The fields every letter about a ticket can use."""
         return {
             "office": self._office(),
             "reference": ticket.reference,
@@ -73,25 +74,27 @@ class Correspondence:
             "identity_missing": not ticket.identity_provided,
         }
 
-    def ticket_fields(self, ticket: Ticket) -> dict[str, Any]:
-        """The fields every letter about a ticket can use."""
-        return self._ticket_fields(ticket)
+    def staff_letter(
+        self,
+        ticket: Ticket,
+        kind: str,
+        title: str,
+        template: str,
+        fields: dict[str, Any],
+    ) -> Letter:
+        """A letter to staff about a ticket; their replies come back to its inbox."""
+        return Letter(
+            kind=kind,
+            to=(),
+            subject=f"[{ticket.reference}] {title}: {ticket.subject}",
+            body=self.renderer.render(template, fields),
+            reply_to=ticket.inbox_address,
+        )
 
     def send(
         self, session: Session, ticket: Ticket, letter: Letter, now: datetime
     ) -> OutboxItem:
         """Queue one letter of a ticket, with a Message-ID signed for its recipient."""
-        return self._queue(session, ticket, letter, now)
-
-    def send_to_unit(
-        self, session: Session, ticket: Ticket, letter: Letter, now: datetime
-    ) -> list[OutboxItem]:
-        """Queue a letter to every address of the ticket's unit."""
-        return self._to_unit(session, ticket, letter, now)
-
-    def _queue(
-        self, session: Session, ticket: Ticket, letter: Letter, now: datetime
-    ) -> OutboxItem:
         reference = parse_reference(
             ticket.reference, self.settings.office.reference_prefix
         )
@@ -109,7 +112,7 @@ class Correspondence:
         self, session: Session, ticket: Ticket, received: Received, now: datetime
     ) -> OutboxItem:
         """Tell the complainant the complaint is recorded, with its reference."""
-        fields = self._ticket_fields(ticket)
+        fields = self.ticket_fields(ticket)
         fields["response_hours"] = self.settings.office.response_hours
         # Counted in office hours the promise is not "1x24 jam": say what it is.
         fields["working_hours"] = self.settings.sla.mode == "working_hours"
@@ -124,56 +127,57 @@ class Correspondence:
             references=(*received.mail.references, received.message_id),
             auto_submitted="auto-replied",
         )
-        return self._queue(session, ticket, letter, now)
+        return self.send(session, ticket, letter, now)
 
     def notify_unit(
         self, session: Session, ticket: Ticket, received: Received, now: datetime
     ) -> list[OutboxItem]:
         """Tell each staff address of the ticket's unit about a new complaint."""
-        fields = self._ticket_fields(ticket)
+        fields = self.ticket_fields(ticket)
         fields.update(
             complainant_email=ticket.complainant_email,
             text=notice_text(received.text),
             attachments=_attachment_fields(received.attachments),
             matched_keywords=list(ticket.matched_keywords),
         )
-        letter = Letter(
-            kind="unit_notification",
-            to=(),
-            subject=f"[{ticket.reference}] Pengaduan baru: {ticket.subject}",
-            body=self.renderer.render("staff/new_ticket", fields),
-            reply_to=ticket.inbox_address,
+        letter = self.staff_letter(
+            ticket,
+            "unit_notification",
+            "Pengaduan baru",
+            "staff/new_ticket",
+            fields,
         )
-        return self._to_unit(session, ticket, letter, now)
+        return self.send_to_unit(session, ticket, letter, now)
 
     def notify_follow_up(
         self, session: Session, ticket: Ticket, received: Received, now: datetime
     ) -> list[OutboxItem]:
         """Tell the ticket's unit that the complainant wrote again."""
-        fields = self._ticket_fields(ticket)
+        fields = self.ticket_fields(ticket)
         fields.update(
             text=notice_text(received.text),
             attachments=_attachment_fields(received.attachments),
             status=str(ticket.status),
             received_at=received.mail.date or now,
         )
-        letter = Letter(
-            kind="follow_up_notification",
-            to=(),
-            subject=f"[{ticket.reference}] Tambahan dari pelapor: {ticket.subject}",
-            body=self.renderer.render("staff/follow_up", fields),
-            reply_to=ticket.inbox_address,
+        letter = self.staff_letter(
+            ticket,
+            "follow_up_notification",
+            "Tambahan dari pelapor",
+            "staff/follow_up",
+            fields,
         )
-        return self._to_unit(session, ticket, letter, now)
+        return self.send_to_unit(session, ticket, letter, now)
 
-    def _to_unit(
+    def send_to_unit(
         self, session: Session, ticket: Ticket, letter: Letter, now: datetime
     ) -> list[OutboxItem]:
+        """Queue a letter to every address of the ticket's unit."""
         # One letter per address: each carries a Message-ID signed for its own
         # recipient, which later tells whose reply it is.
         addresses = self.settings.unit(ticket.unit_code).emails
         return [
-            self._queue(session, ticket, replace(letter, to=(address,)), now)
+            self.send(session, ticket, replace(letter, to=(address,)), now)
             for address in addresses
         ]
 
