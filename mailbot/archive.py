@@ -57,11 +57,12 @@ def read_archived(path: Path) -> bytes:
 def sync_archive() -> None:
     """Make every archive file written so far durable, with one system-wide sync.
 
-    Intake writes raw mail without a per-file fsync and calls this once per
-    batch, before the batch is marked handled on the server and before the
+    Intake writes raw mail and attachments without a per-file fsync and calls
+    this once per batch, before the batch is marked handled on the server and before the
     poller moves its last UID. A crash before the sync loses at most files
     whose messages are still on the server and not yet past the last UID: they
     are fetched again, recognised as duplicates, and archive() writes the
     missing file again because it checks for the file before de-duplication.
+    An attachment lost that way is still inside its archived raw message.
     """
     os.sync()

@@ -163,10 +163,10 @@ def _write_once(target: Path, payload: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
     try:
+        # No fsync per file: intake makes attachments durable together with
+        # the raw archive, one sync per batch (archive.sync_archive).
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from mailbot.config import IntakeConfig
 from mailbot.letters import Correspondence, Received
 from mailbot.models import Direction, Message, Ticket
+from mailbot.pending import pending_rows
 from mailbot.signing import Signer
 from mailbot.tickets import record_event
 
@@ -29,26 +30,31 @@ log = logging.getLogger(__name__)
 AUTO_REPLY_KINDS = frozenset({"acknowledgement"})
 
 
+# Asked for every new ticket: built once, and run below the ORM.
+_QUEUED_TO = (
+    select(func.count(Message.id))
+    .join(Ticket, Message.ticket_id == Ticket.id)
+    .where(Ticket.complainant_email == bindparam("address"))
+    .where(Message.direction == Direction.OUT)
+    .where(Message.kind.in_(sorted(AUTO_REPLY_KINDS)))
+    .where(Message.at >= bindparam("since"))
+    .where(Message.message_id.like(bindparam("marker")))
+)
+
+
 def auto_replies_since(
     session: Session, signer: Signer, address: str, since: datetime
 ) -> int:
     """How many automatic answers were queued for this address since a moment."""
+    address = address.strip().lower()
     digest = signer.recipient_digest(address)
     # An automatic answer goes to its ticket's complainant: starting from the
     # indexed address keeps this count from scanning every letter ever queued.
-    query = (
-        select(func.count(Message.id))
-        .join(Ticket, Message.ticket_id == Ticket.id)
-        .where(Ticket.complainant_email == address.strip().lower())
-        .where(Message.direction == Direction.OUT)
-        .where(Message.kind.in_(sorted(AUTO_REPLY_KINDS)))
-        .where(Message.at >= since)
-        .where(Message.message_id.like(f"%.r{digest}.k%"))
-    )
-    # Nothing this message has added so far is an answer to count.
-    with session.no_autoflush:
-        count = session.scalar(query)
-    return count or 0
+    values = {"address": address, "since": since, "marker": f"%.r{digest}.k%"}
+    written = session.connection().execute(_QUEUED_TO, values).scalar() or 0
+    # The answers this batch queued are not written yet: they are counted apart.
+    letters = pending_rows(session).letters
+    return written + sum(letters[(address, kind)] for kind in AUTO_REPLY_KINDS)
 
 
 def acknowledge_within_limit(

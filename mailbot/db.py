@@ -126,3 +126,9 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             connection.execute(
                 text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY}
             )
+
+
+def single_writer(sessions: SessionFactory) -> bool:
+    """Whether the database lets one writer in at a time (SQLite)."""
+    bind = sessions.kw["bind"]
+    return bool(bind.dialect.name == "sqlite")

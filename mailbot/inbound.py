@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from mailbot.archive import ArchivedMail
@@ -24,6 +24,7 @@ from mailbot.db import SessionFactory
 from mailbot.errors import MessageError
 from mailbot.letters import Received
 from mailbot.models import Direction, InboundMail, InboundStatus, Ticket
+from mailbot.pending import note_inbound, pending_rows
 from mailbot.tickets import MessageRecord, add_message
 
 log = logging.getLogger(__name__)
@@ -57,20 +58,62 @@ class Result:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Disposition:
+    """How a message ended, decided before its rows are written.
+
+    A batch writes all its rows at once; the record's id, which the result
+    carries, exists only after that write.
+    """
+
+    outcome: Outcome
+    inbound: InboundMail
+    reference: str | None = None
+    reason: str = ""
+
+    def result(self) -> Result:
+        return Result(self.outcome, self.inbound.id, self.reference, self.reason)
+
+
+# Asked for every message: built once, and run below the ORM.
+_BY_KEY = select(InboundMail.id).where(InboundMail.dedupe_key == bindparam("key"))
+
+
 def dedupe_key(message_id: str | None, archived: ArchivedMail) -> str:
     """The same complaint in both inboxes, or fetched twice, has one key."""
     return f"mid:{message_id}" if message_id else f"sha:{archived.sha256}"
 
 
 def earlier_record(session: Session, key: str) -> InboundMail | None:
-    """The record of a message received before under this key."""
-    return session.scalar(select(InboundMail).where(InboundMail.dedupe_key == key))
+    """The record of a message received before under this key.
+
+    Records of this batch that are not written yet count too: the same message
+    twice in one batch is a duplicate like any other.
+    """
+    pending = pending_rows(session).inbound.get(key)
+    if pending is not None:
+        return pending
+    found = session.connection().execute(_BY_KEY, {"key": key}).scalar()
+    if found is None:
+        return None
+    with session.no_autoflush:
+        return session.get(InboundMail, found)
 
 
 def record(
-    session: Session, key: str, archived: ArchivedMail, origin: Origin, now: datetime
+    session: Session,
+    key: str,
+    archived: ArchivedMail,
+    origin: Origin,
+    now: datetime,
+    *,
+    claim: bool = True,
 ) -> InboundMail:
-    """A new pending record for a received message."""
+    """A new pending record for a received message.
+
+    With ``claim`` the record is written at once (see below); a batch leaves it
+    to the batch's one write.
+    """
     inbound = InboundMail(
         dedupe_key=key,
         sha256=archived.sha256,
@@ -81,21 +124,26 @@ def record(
         status=InboundStatus.PENDING,
     )
     session.add(inbound)
-    # Claims the message's key at once: a second worker with the same
-    # Message-ID waits here and reruns as a duplicate, before it has opened
-    # (and logged) a ticket that would then be rolled back.
-    session.flush()
+    note_inbound(session, inbound)
+    if claim:
+        # Claims the message's key at once: a second worker with the same
+        # Message-ID waits here and reruns as a duplicate, before it has opened
+        # (and logged) a ticket that would then be rolled back.
+        session.flush()
     return inbound
 
 
-def duplicate(session: Session, earlier: InboundMail, origin: Origin) -> Result:
-    """The result for a message already received, naming its ticket."""
-    reference = None
-    if earlier.ticket_id is not None:
-        ticket = session.get(Ticket, earlier.ticket_id)
-        reference = ticket.reference if ticket else None
-    log.info("inbound %d: seen again via %s, skipped", earlier.id, origin.account)
-    return Result(Outcome.DUPLICATE, earlier.id, reference, "already received")
+def duplicate(
+    session: Session, earlier: InboundMail, archived: ArchivedMail, origin: Origin
+) -> Disposition:
+    """The disposition of a message already received, naming its ticket."""
+    with session.no_autoflush:
+        ticket = earlier.ticket
+    reference = ticket.reference if ticket is not None else None
+    log.info(
+        "message %s: seen again via %s, skipped", archived.sha256[:12], origin.account
+    )
+    return Disposition(Outcome.DUPLICATE, earlier, reference, "already received")
 
 
 def quarantine(
@@ -106,24 +154,37 @@ def quarantine(
     now: datetime,
 ) -> Result:
     """Set a message aside with its reason, in a transaction of its own."""
-    key = f"sha:{archived.sha256}"
     with sessions.begin() as session:
-        inbound = earlier_record(session, key)
-        if inbound is None:
-            inbound = InboundMail(
-                dedupe_key=key,
-                sha256=archived.sha256,
-                raw_path=str(archived.path),
-                size=archived.size,
-                source=origin.source,
-                received_at=now,
-                status=InboundStatus.QUARANTINED,
-            )
-            session.add(inbound)
-        inbound.reason = reason[:2000]
+        set_aside = quarantine_within(session, archived, origin, reason, now)
         session.flush()
-        log.warning("inbound %d: quarantined: %s", inbound.id, reason[:200])
-        return Result(Outcome.QUARANTINED, inbound.id, None, reason)
+        return set_aside.result()
+
+
+def quarantine_within(
+    session: Session,
+    archived: ArchivedMail,
+    origin: Origin,
+    reason: str,
+    now: datetime,
+) -> Disposition:
+    """Set a message aside with its reason, in the caller's transaction."""
+    key = f"sha:{archived.sha256}"
+    inbound = earlier_record(session, key)
+    if inbound is None:
+        inbound = InboundMail(
+            dedupe_key=key,
+            sha256=archived.sha256,
+            raw_path=str(archived.path),
+            size=archived.size,
+            source=origin.source,
+            received_at=now,
+            status=InboundStatus.QUARANTINED,
+        )
+        session.add(inbound)
+        note_inbound(session, inbound)
+    inbound.reason = reason[:2000]
+    log.warning("message %s: quarantined: %s", archived.sha256[:12], reason[:200])
+    return Disposition(Outcome.QUARANTINED, inbound, None, reason)
 
 
 def take_quarantined(sessions: SessionFactory, inbound_id: int) -> tuple[bytes, Origin]:

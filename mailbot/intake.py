@@ -1,59 +1,44 @@
 """Intake: the order of steps for every received message, and its error boundary.
 
-archive -> parse -> de-duplicate -> screen -> thread -> follow-up or new ticket
-(route, open, acknowledge, notify the unit), all in one transaction per message.
-The raw bytes are archived before anything else; a message that fails any step
-is quarantined with its reason and can be re-run with ``quarantine retry``.
+archive -> parse -> de-duplicate -> screen -> file (``filing``: the thread, then
+a follow-up, a staff reply or a new ticket). On SQLite a batch of messages
+shares one transaction; on PostgreSQL each message has its own. The raw bytes
+are archived before anything else; a message that fails any step is
+quarantined with its reason and can be re-run with ``quarantine retry``.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailbot.archive import ArchivedMail, archive, sync_archive
-from mailbot.authenticity import SenderCheck, check_sender, record_forgery
-from mailbot.autoreply import acknowledge_within_limit
-from mailbot.bounces import handle_bounce
 from mailbot.clock import Clock
 from mailbot.config import Settings
-from mailbot.conversation import Continuation, continuation
-from mailbot.db import SessionFactory
-from mailbot.deskletters import DeskLetters
+from mailbot.db import SessionFactory, single_writer
 from mailbot.errors import MessageError
-from mailbot.identity import carries_identity
+from mailbot.filing import Filing
 from mailbot.inbound import (
+    Disposition,
     Origin,
-    Outcome,
     Result,
     dedupe_key,
     duplicate,
     earlier_record,
-    keep,
     quarantine,
+    quarantine_within,
     record,
     take_quarantined,
 )
-from mailbot.letters import Correspondence, Received
-from mailbot.models import InboundMail, InboundStatus, Ticket, TicketStatus
+from mailbot.letters import Correspondence
 from mailbot.parsing import ParsedMail, parse_message
-from mailbot.replies import new_text
 from mailbot.routing import Router
-from mailbot.screening import Verdict, complainant_address, screen
+from mailbot.screening import Screening, Verdict, screen
 from mailbot.signing import Signer
-from mailbot.sizelimits import store_within_limits
-from mailbot.staffdesk import StaffDesk
-from mailbot.threads import Thread, base_subject, find_thread
-from mailbot.tickets import (
-    NewTicket,
-    change_status,
-    open_ticket,
-    record_event,
-)
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +62,20 @@ class Intake:
         self.sessions = sessions
         self.clock = clock
         self.signer = signer
-        self.router = router
-        self.letters = correspondence
-        self.desk_letters = DeskLetters(correspondence)
-        self.desk = StaffDesk(settings, self.desk_letters)
-        self.staff = frozenset(s.email.lower() for s in settings.staff) | frozenset(
-            e.lower() for u in settings.units for e in u.emails
+        self.filing = Filing(
+            settings,
+            clock=clock,
+            signer=signer,
+            router=router,
+            correspondence=correspondence,
         )
         self.own_addresses = _own_addresses(settings)
         self.unsynced = 0
+        # SQLite lets one writer in at a time anyway, so a batch per transaction
+        # costs no concurrency there. On PostgreSQL several workers share the
+        # reference counter, whose row a batch would keep locked until it
+        # commits: there each message keeps its own transaction.
+        self.batches = single_writer(sessions)
 
     def make_durable(self) -> None:
         """Flush the raw archive to disk; callers do so before a batch is final."""
@@ -94,13 +84,57 @@ class Intake:
             self.unsynced = 0
 
     def receive(self, raw: bytes, origin: Origin) -> Result:
-        """Process one message; never raises for a bad message."""
+        """Process one message in a transaction of its own; never raises."""
+        return self._receive_alone(raw, self._archive(raw), origin)
+
+    def receive_batch(self, messages: Sequence[tuple[bytes, Origin]]) -> list[Result]:
+        """Process several messages in one transaction; never raises for a bad message.
+
+        A commit per message cost more than parsing it. A message that is merely
+        bad is quarantined inside the batch; any other failure rolls the batch
+        back, and its messages are taken again one transaction each.
+        """
+        # Every message is archived before anything else is done with it.
+        archived = [self._archive(raw) for raw, _ in messages]
+        if len(messages) == 1 or not self.batches:
+            return [
+                self._receive_alone(raw, kept, origin)
+                for (raw, origin), kept in zip(messages, archived, strict=True)
+            ]
+
+        try:
+            with self.sessions.begin() as session:
+                ended = [
+                    self._settle(session, raw, kept, origin)
+                    for (raw, origin), kept in zip(messages, archived, strict=True)
+                ]
+                session.flush()
+                return [disposition.result() for disposition in ended]
+        except Exception as exc:  # noqa: BLE001 - the batch boundary: go one by one
+            log.warning(
+                "batch of %d messages rolled back (%s: %s); taking them one at a "
+                "time, and tickets logged for this batch so far were not kept",
+                len(messages),
+                type(exc).__name__,
+                str(exc)[:200],
+            )
+        return [
+            self._receive_alone(raw, kept, origin)
+            for (raw, origin), kept in zip(messages, archived, strict=True)
+        ]
+
+    def _archive(self, raw: bytes) -> ArchivedMail:
         # One fsync per message cost more than parsing it; the archive is made
         # durable per batch instead (see sync_archive for why that is safe).
         archived = archive(self.settings.storage.data_dir, raw, durable=False)
         self.unsynced += 1
         if self.unsynced >= ARCHIVE_SYNC_EVERY:
             self.make_durable()
+        return archived
+
+    def _receive_alone(
+        self, raw: bytes, archived: ArchivedMail, origin: Origin
+    ) -> Result:
         try:
             return self._in_transaction(raw, archived, origin)
         except MessageError as exc:
@@ -116,12 +150,36 @@ class Intake:
     ) -> Result:
         try:
             with self.sessions.begin() as session:
-                return self._process(session, raw, archived, origin)
+                return self._write(session, raw, archived, origin)
         except IntegrityError:
             # Another worker recorded the same message first: run it once more,
             # and the de-duplication step now sees that worker's record.
             with self.sessions.begin() as session:
-                return self._process(session, raw, archived, origin)
+                return self._write(session, raw, archived, origin)
+
+    def _write(
+        self, session: Session, raw: bytes, archived: ArchivedMail, origin: Origin
+    ) -> Result:
+        found = self._examine(session, raw, archived, origin)
+        if not isinstance(found, Disposition):
+            found = self._dispatch(session, found, raw, archived, origin, claim=True)
+        session.flush()
+        return found.result()
+
+    def _settle(
+        self, session: Session, raw: bytes, archived: ArchivedMail, origin: Origin
+    ) -> Disposition:
+        # Examining adds nothing to the session, so a message found bad there
+        # is quarantined within the batch; a failure after that fails the batch.
+        try:
+            found = self._examine(session, raw, archived, origin)
+        except MessageError as exc:
+            return quarantine_within(
+                session, archived, origin, str(exc), self.clock.now()
+            )
+        if isinstance(found, Disposition):
+            return found
+        return self._dispatch(session, found, raw, archived, origin, claim=False)
 
     def _quarantine(
         self, archived: ArchivedMail, origin: Origin, reason: str
@@ -134,268 +192,51 @@ class Intake:
         raw, origin = take_quarantined(self.sessions, inbound_id)
         return self.receive(raw, origin)
 
-    def _process(
+    def _examine(
         self, session: Session, raw: bytes, archived: ArchivedMail, origin: Origin
-    ) -> Result:
+    ) -> _Examined | Disposition:
+        """Parse, de-duplicate and screen; everything that finds a message bad."""
         mail = parse_message(raw, now=self.clock.now())
         key = dedupe_key(mail.message_id, archived)
         earlier = earlier_record(session, key)
         if earlier is not None:
-            return duplicate(session, earlier, origin)
+            return duplicate(session, earlier, archived, origin)
 
-        inbound = record(session, key, archived, origin, self.clock.now())
         verdict = screen(mail, self.own_addresses, is_ours=self._is_ours)
-        if verdict.verdict == Verdict.BOUNCE:
-            return self._bounce(session, inbound, mail, raw, verdict.reason)
-        if verdict.verdict != Verdict.PERSON:
-            return self._automatic(session, inbound, mail, verdict.reason)
-        if not mail.sender_address:
+        if verdict.verdict == Verdict.PERSON and not mail.sender_address:
             raise MessageError("no usable sender address in From")
-        return self._from_person(session, inbound, mail, archived, origin)
+        return _Examined(mail, key, verdict)
 
-    def _from_person(
+    def _dispatch(
         self,
         session: Session,
-        inbound: InboundMail,
-        mail: ParsedMail,
+        examined: _Examined,
+        raw: bytes,
         archived: ArchivedMail,
         origin: Origin,
-    ) -> Result:
-        thread = self._find_thread(session, mail, self.staff)
-        received = self._received(mail, archived)
-        if mail.sender_address in self.staff:
-            check = self._check_staff(mail, thread)
-            if not check.authentic:
-                return self._forged(session, inbound, thread, check)
-        if mail.sender_address in self.staff and thread is not None:
-            return self._staff_mail(session, inbound, thread, received)
-        if thread is not None:
-            return self._follow_up(session, inbound, thread, received, origin)
-        return self._new_ticket(session, inbound, origin, received)
-
-    def _find_thread(
-        self, session: Session, mail: ParsedMail, staff: frozenset[str] = frozenset()
-    ) -> Thread | None:
-        # Only rows of earlier messages can be the thread: this message's own
-        # record is written later, with everything else it makes.
-        with session.no_autoflush:
-            return find_thread(
-                session, mail, self.signer, self.settings.office.reference_prefix, staff
-            )
-
-    def _keep_received(
-        self,
-        session: Session,
-        ticket: Ticket,
-        inbound: InboundMail,
-        received: Received,
-        kind: str,
-    ) -> None:
-        keep(session, ticket, inbound, received, kind=kind, now=self.clock.now())
+        *,
+        claim: bool,
+    ) -> Disposition:
+        mail, verdict = examined.mail, examined.verdict
+        now = self.clock.now()
+        inbound = record(session, examined.key, archived, origin, now, claim=claim)
+        if verdict.verdict == Verdict.BOUNCE:
+            return self.filing.bounce(session, inbound, mail, raw, verdict.reason)
+        if verdict.verdict != Verdict.PERSON:
+            return self.filing.automatic(session, inbound, mail, verdict.reason)
+        return self.filing.person(session, inbound, mail, archived, origin)
 
     def _is_ours(self, message_id: str) -> bool:
         return self.signer.read_id(message_id) is not None
 
-    def _received(self, mail: ParsedMail, archived: ArchivedMail) -> Received:
-        stored = store_within_limits(
-            mail.attachments,
-            archived.size,
-            self.settings.storage.data_dir,
-            self.settings.intake,
-        )
-        message_id = mail.message_id or f"{archived.sha256}@mailbot.invalid"
-        return Received(mail, message_id, tuple(stored), mail.text)
 
-    def _new_ticket(
-        self, session: Session, inbound: InboundMail, origin: Origin, received: Received
-    ) -> Result:
-        mail = received.mail
-        now = self.clock.now()
-        office = self.settings.office
-        decision = self.router.route(mail.subject, received.text)
-        new = NewTicket(
-            complainant_email=complainant_address(mail),
-            complainant_name=mail.sender_name,
-            subject=base_subject(mail.subject, self.settings.office.reference_prefix)
-            or "(tanpa subjek)",
-            account=origin.account,
-            inbox_address=origin.inbox_address or self.settings.office.email,
-            unit_code=decision.unit,
-            matched_keywords=decision.matched,
-            identity_provided=carries_identity(
-                received.text, [a.filename for a in received.attachments]
-            ),
-            # Imports count as received now: a backlog must not be acknowledged
-            # with a deadline that passed years ago.
-            received_at=origin.received_at or now,
-        )
-        ticket = open_ticket(
-            session,
-            new,
-            prefix=office.reference_prefix,
-            response_hours=office.response_hours,
-            timezone=office.timezone,
-            sla=self.settings.sla,
-            write_now=False,
-        )
-        self._keep_received(session, ticket, inbound, received, "complaint")
-        acknowledge_within_limit(
-            session,
-            self.letters,
-            self.signer,
-            ticket,
-            received,
-            limits=self.settings.intake,
-            now=now,
-        )
-        self.letters.notify_unit(session, ticket, received, now)
-        inbound.status, inbound.ticket = InboundStatus.TICKET, ticket
-        return _outcome(session, Outcome.TICKET, inbound, ticket.reference)
+@dataclass(frozen=True)
+class _Examined:
+    """A message parsed, new and screened: what the writing steps start from."""
 
-    def _follow_up(
-        self,
-        session: Session,
-        inbound: InboundMail,
-        thread: Thread,
-        received: Received,
-        origin: Origin,
-    ) -> Result:
-        ticket = thread.ticket
-        now = self.clock.now()
-        received = replace(received, text=new_text(received.text))
-        step = continuation(ticket, now, self.settings.workflow.reopen_days)
-        if step == Continuation.NEW_TICKET:
-            return self._successor(session, inbound, origin, received, ticket)
-
-        self._keep_received(session, ticket, inbound, received, "follow_up")
-        record_event(session, ticket, "follow_up", f"via {thread.link}", at=now)
-        if step == Continuation.REOPEN:
-            change_status(session, ticket, TicketStatus.IN_PROGRESS, at=now)
-            record_event(session, ticket, "reopened", "complainant replied", at=now)
-            self.desk_letters.reopened(session, ticket, received, now)
-        else:
-            self.letters.notify_follow_up(session, ticket, received, now)
-        inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
-        log.info("ticket %s: follow-up received (%s)", ticket.reference, thread.link)
-        return _outcome(session, Outcome.FOLLOW_UP, inbound, ticket.reference)
-
-    def _staff_mail(
-        self, session: Session, inbound: InboundMail, thread: Thread, received: Received
-    ) -> Result:
-        ticket = thread.ticket
-        received = replace(received, text=new_text(received.text))
-        self._keep_received(session, ticket, inbound, received, "staff_reply")
-        staff = self.settings.staff_member(received.mail.sender_address)
-        if staff is None:
-            raise MessageError("staff address without a staff entry")
-
-        done = self.desk.handle(session, ticket, staff, received, self.clock.now())
-        inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
-        log.info(
-            "ticket %s: staff reply: %s",
-            ticket.reference,
-            ", ".join(done.actions) or "refused",
-        )
-        return _outcome(session, Outcome.STAFF, inbound, ticket.reference)
-
-    def _check_staff(self, mail: ParsedMail, thread: Thread | None) -> SenderCheck:
-        signed = thread is not None and thread.addressed_to_sender
-        trusted = self.settings.security.trusted_authserv_id
-        return check_sender(mail, trusted, signed_reply=signed)
-
-    def _forged(
-        self,
-        session: Session,
-        inbound: InboundMail,
-        thread: Thread | None,
-        check: SenderCheck,
-    ) -> Result:
-        ticket = thread.ticket if thread is not None else None
-        session.flush()  # the warning about a forgery names the record's id
-        record_forgery(session, inbound, ticket, check, self.clock.now())
-        reference = ticket.reference if ticket is not None else None
-        return _outcome(session, Outcome.FORGED, inbound, reference, check.reason)
-
-    def _successor(
-        self,
-        session: Session,
-        inbound: InboundMail,
-        origin: Origin,
-        received: Received,
-        old: Ticket,
-    ) -> Result:
-        result = self._new_ticket(session, inbound, origin, received)
-        new = session.scalar(select(Ticket).where(Ticket.reference == result.reference))
-        now = self.clock.now()
-        if new is not None:
-            record_event(session, new, "linked", f"continues {old.reference}", at=now)
-            record_event(
-                session, old, "linked", f"continued in {new.reference}", at=now
-            )
-            log.info("ticket %s: continues %s", new.reference, old.reference)
-        return result
-
-    def _bounce(
-        self,
-        session: Session,
-        inbound: InboundMail,
-        mail: ParsedMail,
-        raw: bytes,
-        reason: str,
-    ) -> Result:
-        ticket = handle_bounce(
-            session,
-            mail,
-            raw,
-            signer=self.signer,
-            prefix=self.settings.office.reference_prefix,
-            now=self.clock.now(),
-        )
-        return self._automatic(
-            session, inbound, mail, reason, ticket=ticket, kind="bounce"
-        )
-
-    def _automatic(
-        self,
-        session: Session,
-        inbound: InboundMail,
-        mail: ParsedMail,
-        reason: str,
-        *,
-        ticket: Ticket | None = None,
-        kind: str = "automatic",
-    ) -> Result:
-        if ticket is None:
-            thread = self._find_thread(session, mail)
-            ticket = thread.ticket if thread is not None else None
-        inbound.status, inbound.reason = InboundStatus.AUTOMATIC, reason
-        if ticket is None:
-            result = _outcome(session, Outcome.AUTOMATIC, inbound, None, reason)
-            log.warning("inbound %d: automatic mail skipped: %s", inbound.id, reason)
-            return result
-
-        received = Received(mail, mail.message_id or "", (), mail.text)
-        self._keep_received(session, ticket, inbound, received, kind)
-        inbound.ticket = ticket
-        log.warning(
-            "ticket %s: automatic mail attached, not answered: %s",
-            ticket.reference,
-            reason,
-        )
-        return _outcome(session, Outcome.AUTOMATIC, inbound, ticket.reference, reason)
-
-
-def _outcome(
-    session: Session,
-    outcome: Outcome,
-    inbound: InboundMail,
-    reference: str | None = None,
-    reason: str = "",
-) -> Result:
-    # Rows are written in one flush per message, here, rather than one per
-    # row: the record's id, which the result carries, exists from this point.
-    session.flush()
-    return Result(outcome, inbound.id, reference, reason)
+    mail: ParsedMail
+    key: str
+    verdict: Screening
 
 
 def _own_addresses(settings: Settings) -> frozenset[str]:

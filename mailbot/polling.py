@@ -179,8 +179,8 @@ class Poller:
         uids: list[int],
         outcomes: dict[str, int],
     ) -> None:
-        for fetched in box.fetch(uids):
-            result = self.intake.receive(fetched.raw, self._origin(account, fetched))
+        fetched = [(f.raw, self._origin(account, f)) for f in box.fetch(uids)]
+        for result in self.intake.receive_batch(fetched):
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
         self.intake.make_durable()
         box.mark_handled(uids)

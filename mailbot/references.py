@@ -7,10 +7,11 @@ from a letter or a phone screen.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Insert, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -96,23 +97,28 @@ def allocate(session: Session, prefix: str, year: int) -> Reference:
     The counter row is updated in place, so concurrent workers serialise on it and
     a rolled-back ticket gives its number back: references stay gap-free.
     """
-    dialect = session.get_bind().dialect.name
+    # The counter does not depend on rows still pending in the session.
+    connection = session.connection()
+    statement = _next_number(connection.dialect.name)
+    seq = connection.execute(statement, {"year": year}).scalar_one()
+    if seq > _SEQ_LIMIT:
+        raise InvalidReferenceError(f"year {year} has used all {_SEQ_LIMIT} references")
+    return Reference(prefix, year, seq)
+
+
+@functools.cache
+def _next_number(dialect: str) -> Insert:
+    # Run for every ticket: built once per database kind.
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = (
+    return (
         insert(ReferenceCounter)
-        .values(year=year, last_seq=1)
+        .values(year=bindparam("year"), last_seq=1)
         .on_conflict_do_update(
             index_elements=[ReferenceCounter.year],
             set_={"last_seq": ReferenceCounter.last_seq + 1},
         )
         .returning(ReferenceCounter.last_seq)
     )
-    # The counter does not depend on rows still pending in the session.
-    with session.no_autoflush:
-        seq = session.execute(statement).scalar_one()
-    if seq > _SEQ_LIMIT:
-        raise InvalidReferenceError(f"year {year} has used all {_SEQ_LIMIT} references")
-    return Reference(prefix, year, seq)
 
 
 def last_allocated(session: Session, year: int) -> int:

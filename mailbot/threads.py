@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.models import Message, Ticket
 from mailbot.parsing import ParsedMail
+from mailbot.pending import pending_rows
 from mailbot.references import find_references
 from mailbot.signing import Signer
 
@@ -87,9 +88,7 @@ def _by_signed_id(
         signed = signer.read_id(message_id)
         if signed is None:
             continue
-        ticket = session.scalar(
-            select(Ticket).where(Ticket.reference == str(signed.reference))
-        )
+        ticket = _by_reference(session, str(signed.reference))
         if ticket is not None:
             addressed = signed.addressed_to(signer, mail.sender_address)
             return Thread(ticket, Link.SIGNED_ID, addressed)
@@ -99,6 +98,12 @@ def _by_signed_id(
 def _by_message_id(session: Session, cited: list[str]) -> Thread | None:
     if not cited:
         return None
+    # A message of this batch is newer than any the database holds.
+    pending = pending_rows(session).messages
+    for message_id in cited:
+        if message_id in pending:
+            return Thread(pending[message_id], Link.MESSAGE_ID, False)
+
     ticket = session.scalar(
         select(Ticket)
         .join(Message, Message.ticket_id == Ticket.id)
@@ -113,12 +118,17 @@ def _by_subject(
     session: Session, mail: ParsedMail, prefix: str, staff: Collection[str]
 ) -> Thread | None:
     for reference in find_references(mail.subject, prefix):
-        ticket = session.scalar(
-            select(Ticket).where(Ticket.reference == str(reference))
-        )
+        ticket = _by_reference(session, str(reference))
         if ticket is None:
             continue
         sender = mail.sender_address
         if sender == ticket.complainant_email or sender in staff:
             return Thread(ticket, Link.SUBJECT, False)
     return None
+
+
+def _by_reference(session: Session, reference: str) -> Ticket | None:
+    pending = pending_rows(session).tickets.get(reference)
+    if pending is not None:
+        return pending
+    return session.scalar(select(Ticket).where(Ticket.reference == reference))

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from mailbot.models import Direction, Event, Message, Ticket, TicketStatus
+from mailbot.pending import note_message, note_ticket
 from mailbot.policy import SlaConfig
 from mailbot.references import Reference, allocate
 from mailbot.sla import due_time
@@ -71,6 +72,7 @@ def open_ticket(
         updated_at=new.received_at,
     )
     session.add(ticket)
+    note_ticket(session, ticket)
     if write_now:
         session.flush()
 
@@ -149,4 +151,5 @@ def add_message(session: Session, ticket: Ticket, record: MessageRecord) -> Mess
         attachments=[dict(item) for item in record.attachments],
     )
     session.add(message)
+    note_message(session, ticket, message)
     return message

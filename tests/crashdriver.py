@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from mailbot.app import App
 from mailbot.config import StorageConfig, load_settings
-from mailbot.importing import read_messages
+from mailbot.importing import in_batches, read_messages
 from mailbot.inbound import Origin
 from mailbot.models import InboundMail, OutboxItem, Ticket
 from mailbot.outbox import deliver_due
@@ -83,14 +83,18 @@ class DyingMailbox:
 def run(config: Path, command: str, paths: list[str], steps: Steps) -> None:
     app = App.build(load_settings(config))
     intake = app.intake
-    intake.receive = steps.around("receive", intake.receive)
+    intake.receive_batch = steps.around("receive_batch", intake.receive_batch)
     if command == "poll":
         real_open = app.open_mailbox
         app.open_mailbox = lambda account: DyingMailbox(real_open(account), steps)
         app.poller().poll_all(app.settings.accounts)
     elif command == "import":
-        for item in read_messages([Path(p) for p in paths]):
-            intake.receive(item.raw, Origin("import", "", item.source))
+        # Batches of two, as `mailbot import` makes them (of 100 there).
+        found = read_messages([Path(p) for p in paths])
+        for batch in in_batches(found, messages=2, size=1 << 30):
+            intake.receive_batch(
+                [(item.raw, Origin("import", "", item.source)) for item in batch]
+            )
     else:
         transport = app.transport()
         transport.deliver = steps.around("deliver", transport.deliver)

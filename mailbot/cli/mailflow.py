@@ -18,7 +18,7 @@ from mailbot.cli.base import (
     pass_context,
     service_logging,
 )
-from mailbot.importing import count_messages, read_messages
+from mailbot.importing import count_messages, in_batches, read_messages
 from mailbot.inbound import Origin, Outcome
 from mailbot.outbox import deliver_due
 from mailbot.polling import PollReport
@@ -28,6 +28,10 @@ from mailbot.views import list_tickets, show_ticket
 from mailbot.watch import Watcher
 
 log = logging.getLogger(__name__)
+
+# An import writes this many messages per transaction, fewer when they are large.
+BATCH_MESSAGES = 100
+BATCH_BYTES = 32 * 1024 * 1024
 
 
 @cli.command()
@@ -119,21 +123,25 @@ def import_(context: Context, paths: tuple[Path, ...]) -> None:
     total = count_messages(list(paths))
     counts: dict[str, int] = {}
     unreadable = 0
+    batches = in_batches(
+        read_messages(list(paths)), messages=BATCH_MESSAGES, size=BATCH_BYTES
+    )
     with click.progressbar(
-        read_messages(list(paths)),
-        length=total,
-        label="importing",
-        file=sys.stderr,
-        hidden=total < 100,
-    ) as messages:
-        for item in messages:
-            if item.raw is None:
-                click.echo(f"cannot read {item.source}: {item.error}", err=True)
-                unreadable += 1
-                continue
-            origin = Origin("import", "", item.source)
-            result = app.intake.receive(item.raw, origin)
-            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        length=total, label="importing", file=sys.stderr, hidden=total < 100
+    ) as progress:
+        for batch in batches:
+            for item in batch:
+                if item.raw is None:
+                    click.echo(f"cannot read {item.source}: {item.error}", err=True)
+                    unreadable += 1
+            readable = [
+                (item.raw, Origin("import", "", item.source))
+                for item in batch
+                if item.raw is not None
+            ]
+            for result in app.intake.receive_batch(readable):
+                counts[result.outcome] = counts.get(result.outcome, 0) + 1
+            progress.update(len(batch))
     app.intake.make_durable()
     summary = ", ".join(f"{counts.get(o, 0)} {o}" for o in Outcome)
     click.echo(f"imported {total - unreadable} messages: {summary}")

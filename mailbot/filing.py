@@ -1,0 +1,304 @@
+"""Filing: a screened, new message kept as a ticket, a follow-up or a staff reply.
+
+Intake decides that a message is new and what kind of sender wrote it; filing
+finds the ticket it continues, if any, and writes what follows in the caller's
+transaction: a new ticket (routed, acknowledged, its unit told), a follow-up
+(reopening the ticket if needed), a staff reply worked by the desk, automatic
+mail attached to its ticket, or a forgery recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot.archive import ArchivedMail
+from mailbot.authenticity import SenderCheck, check_sender, record_forgery
+from mailbot.autoreply import acknowledge_within_limit
+from mailbot.bounces import handle_bounce
+from mailbot.clock import Clock
+from mailbot.config import Settings
+from mailbot.conversation import Continuation, continuation
+from mailbot.deskletters import DeskLetters
+from mailbot.errors import MessageError
+from mailbot.identity import carries_identity
+from mailbot.inbound import Disposition, Origin, Outcome, keep
+from mailbot.letters import Correspondence, Received
+from mailbot.models import InboundMail, InboundStatus, Ticket, TicketStatus
+from mailbot.parsing import ParsedMail
+from mailbot.replies import new_text
+from mailbot.routing import Router
+from mailbot.screening import complainant_address
+from mailbot.signing import Signer
+from mailbot.sizelimits import store_within_limits
+from mailbot.staffdesk import StaffDesk
+from mailbot.threads import Thread, base_subject, find_thread
+from mailbot.tickets import NewTicket, change_status, open_ticket, record_event
+
+log = logging.getLogger(__name__)
+
+
+class Filing:
+    """Writes what a new message makes: tickets, follow-ups, staff replies."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock,
+        signer: Signer,
+        router: Router,
+        correspondence: Correspondence,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.signer = signer
+        self.router = router
+        self.letters = correspondence
+        self.desk_letters = DeskLetters(correspondence)
+        self.desk = StaffDesk(settings, self.desk_letters)
+        self.staff = frozenset(s.email.lower() for s in settings.staff) | frozenset(
+            e.lower() for u in settings.units for e in u.emails
+        )
+
+    def person(
+        self,
+        session: Session,
+        inbound: InboundMail,
+        mail: ParsedMail,
+        archived: ArchivedMail,
+        origin: Origin,
+    ) -> Disposition:
+        thread = self._find_thread(session, mail, self.staff)
+        received = self._received(mail, archived)
+        if mail.sender_address in self.staff:
+            check = self._check_staff(mail, thread)
+            if not check.authentic:
+                return self._forged(session, inbound, thread, check)
+        if mail.sender_address in self.staff and thread is not None:
+            return self._staff_mail(session, inbound, thread, received)
+        if thread is not None:
+            return self._follow_up(session, inbound, thread, received, origin)
+        return self._new_ticket(session, inbound, origin, received)
+
+    def _find_thread(
+        self, session: Session, mail: ParsedMail, staff: frozenset[str] = frozenset()
+    ) -> Thread | None:
+        # Only rows of earlier messages can be the thread: this message's own
+        # record is written later, with everything else it makes.
+        with session.no_autoflush:
+            return find_thread(
+                session, mail, self.signer, self.settings.office.reference_prefix, staff
+            )
+
+    def _keep_received(
+        self,
+        session: Session,
+        ticket: Ticket,
+        inbound: InboundMail,
+        received: Received,
+        kind: str,
+    ) -> None:
+        keep(session, ticket, inbound, received, kind=kind, now=self.clock.now())
+
+    def _received(self, mail: ParsedMail, archived: ArchivedMail) -> Received:
+        stored = store_within_limits(
+            mail.attachments,
+            archived.size,
+            self.settings.storage.data_dir,
+            self.settings.intake,
+        )
+        message_id = mail.message_id or f"{archived.sha256}@mailbot.invalid"
+        return Received(mail, message_id, tuple(stored), mail.text)
+
+    def _new_ticket(
+        self, session: Session, inbound: InboundMail, origin: Origin, received: Received
+    ) -> Disposition:
+        mail = received.mail
+        now = self.clock.now()
+        office = self.settings.office
+        decision = self.router.route(mail.subject, received.text)
+        new = NewTicket(
+            complainant_email=complainant_address(mail),
+            complainant_name=mail.sender_name,
+            subject=base_subject(mail.subject, self.settings.office.reference_prefix)
+            or "(tanpa subjek)",
+            account=origin.account,
+            inbox_address=origin.inbox_address or self.settings.office.email,
+            unit_code=decision.unit,
+            matched_keywords=decision.matched,
+            identity_provided=carries_identity(
+                received.text, [a.filename for a in received.attachments]
+            ),
+            # Imports count as received now: a backlog must not be acknowledged
+            # with a deadline that passed years ago.
+            received_at=origin.received_at or now,
+        )
+        ticket = open_ticket(
+            session,
+            new,
+            prefix=office.reference_prefix,
+            response_hours=office.response_hours,
+            timezone=office.timezone,
+            sla=self.settings.sla,
+            write_now=False,
+        )
+        self._keep_received(session, ticket, inbound, received, "complaint")
+        acknowledge_within_limit(
+            session,
+            self.letters,
+            self.signer,
+            ticket,
+            received,
+            limits=self.settings.intake,
+            now=now,
+        )
+        self.letters.notify_unit(session, ticket, received, now)
+        inbound.status, inbound.ticket = InboundStatus.TICKET, ticket
+        return _outcome(Outcome.TICKET, inbound, ticket.reference)
+
+    def _follow_up(
+        self,
+        session: Session,
+        inbound: InboundMail,
+        thread: Thread,
+        received: Received,
+        origin: Origin,
+    ) -> Disposition:
+        ticket = thread.ticket
+        now = self.clock.now()
+        received = replace(received, text=new_text(received.text))
+        step = continuation(ticket, now, self.settings.workflow.reopen_days)
+        if step == Continuation.NEW_TICKET:
+            return self._successor(session, inbound, origin, received, ticket)
+
+        self._keep_received(session, ticket, inbound, received, "follow_up")
+        record_event(session, ticket, "follow_up", f"via {thread.link}", at=now)
+        if step == Continuation.REOPEN:
+            change_status(session, ticket, TicketStatus.IN_PROGRESS, at=now)
+            record_event(session, ticket, "reopened", "complainant replied", at=now)
+            self.desk_letters.reopened(session, ticket, received, now)
+        else:
+            self.letters.notify_follow_up(session, ticket, received, now)
+        inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
+        log.info("ticket %s: follow-up received (%s)", ticket.reference, thread.link)
+        return _outcome(Outcome.FOLLOW_UP, inbound, ticket.reference)
+
+    def _staff_mail(
+        self, session: Session, inbound: InboundMail, thread: Thread, received: Received
+    ) -> Disposition:
+        ticket = thread.ticket
+        staff = self.settings.staff_member(received.mail.sender_address)
+        if staff is None:
+            raise MessageError("staff address without a staff entry")
+
+        received = replace(received, text=new_text(received.text))
+        self._keep_received(session, ticket, inbound, received, "staff_reply")
+
+        done = self.desk.handle(session, ticket, staff, received, self.clock.now())
+        inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
+        log.info(
+            "ticket %s: staff reply: %s",
+            ticket.reference,
+            ", ".join(done.actions) or "refused",
+        )
+        return _outcome(Outcome.STAFF, inbound, ticket.reference)
+
+    def _check_staff(self, mail: ParsedMail, thread: Thread | None) -> SenderCheck:
+        signed = thread is not None and thread.addressed_to_sender
+        trusted = self.settings.security.trusted_authserv_id
+        return check_sender(mail, trusted, signed_reply=signed)
+
+    def _forged(
+        self,
+        session: Session,
+        inbound: InboundMail,
+        thread: Thread | None,
+        check: SenderCheck,
+    ) -> Disposition:
+        ticket = thread.ticket if thread is not None else None
+        session.flush()  # the warning about a forgery names the record's id
+        record_forgery(session, inbound, ticket, check, self.clock.now())
+        reference = ticket.reference if ticket is not None else None
+        return _outcome(Outcome.FORGED, inbound, reference, check.reason)
+
+    def _successor(
+        self,
+        session: Session,
+        inbound: InboundMail,
+        origin: Origin,
+        received: Received,
+        old: Ticket,
+    ) -> Disposition:
+        result = self._new_ticket(session, inbound, origin, received)
+        new = session.scalar(select(Ticket).where(Ticket.reference == result.reference))
+        now = self.clock.now()
+        if new is not None:
+            record_event(session, new, "linked", f"continues {old.reference}", at=now)
+            record_event(
+                session, old, "linked", f"continued in {new.reference}", at=now
+            )
+            log.info("ticket %s: continues %s", new.reference, old.reference)
+        return result
+
+    def bounce(
+        self,
+        session: Session,
+        inbound: InboundMail,
+        mail: ParsedMail,
+        raw: bytes,
+        reason: str,
+    ) -> Disposition:
+        ticket = handle_bounce(
+            session,
+            mail,
+            raw,
+            signer=self.signer,
+            prefix=self.settings.office.reference_prefix,
+            now=self.clock.now(),
+        )
+        return self.automatic(
+            session, inbound, mail, reason, ticket=ticket, kind="bounce"
+        )
+
+    def automatic(
+        self,
+        session: Session,
+        inbound: InboundMail,
+        mail: ParsedMail,
+        reason: str,
+        *,
+        ticket: Ticket | None = None,
+        kind: str = "automatic",
+    ) -> Disposition:
+        if ticket is None:
+            thread = self._find_thread(session, mail)
+            ticket = thread.ticket if thread is not None else None
+        inbound.status, inbound.reason = InboundStatus.AUTOMATIC, reason
+        if ticket is None:
+            log.warning(
+                "message %s: automatic mail skipped: %s", inbound.sha256[:12], reason
+            )
+            return _outcome(Outcome.AUTOMATIC, inbound, None, reason)
+
+        received = Received(mail, mail.message_id or "", (), mail.text)
+        self._keep_received(session, ticket, inbound, received, kind)
+        inbound.ticket = ticket
+        log.warning(
+            "ticket %s: automatic mail attached, not answered: %s",
+            ticket.reference,
+            reason,
+        )
+        return _outcome(Outcome.AUTOMATIC, inbound, ticket.reference, reason)
+
+
+def _outcome(
+    outcome: Outcome,
+    inbound: InboundMail,
+    reference: str | None = None,
+    reason: str = "",
+) -> Disposition:
+    return Disposition(outcome, inbound, reference, reason)
