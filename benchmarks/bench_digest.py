@@ -1,8 +1,9 @@
-"""How long the daily digest takes over 100,000 tickets in SQLite.
+"""How long the daily digest takes over 100,000 tickets, on SQLite and PostgreSQL.
 
-Seeds a temporary database with bulk inserts (tickets spread over a year, a
-share of them still open and overdue, events, automatic mail and failed
-acknowledgements), then times computing and rendering the digest of one day.
+Seeds a scratch database of each kind with the same bulk inserts (tickets spread
+over a year, a share of them still open and overdue, events, automatic mail and
+failed acknowledgements), then times computing and rendering the digest of one
+day, three times each; the ratio compares the two databases in the same run.
 
     .venv/bin/python benchmarks/bench_digest.py [TICKETS]
 """
@@ -16,6 +17,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import common
 from sqlalchemy import insert
 
 from mailbot.app import App
@@ -121,36 +123,61 @@ def seed(app: App, count: int) -> None:
         session.execute(insert(OutboxItem), outbox)
 
 
-def settings(data_dir: Path) -> Settings:
+def settings(data_dir: Path, database_url: str = "") -> Settings:
     staff = '[[staff]]\nemail = "camat@x.go.id"\nname = "Camat"\nrole = "camat"\n'
-    return parse_settings(f'[storage]\ndata_dir = "{data_dir}"\n{staff}', "bench")
+    url = f'database_url = "{database_url}"\n' if database_url else ""
+    text = f'[storage]\ndata_dir = "{data_dir}"\n{url}{staff}'
+    return parse_settings(text, "bench")
+
+
+def measure(app: App, count: int) -> float:
+    """Seed, then print three timed digests; returns the best compute time."""
+    started = time.perf_counter()
+    seed(app, count)
+    seeded = time.perf_counter() - started
+
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        with app.sessions() as session:
+            digest = compute_digest(session, app.settings, DAY, NOW)
+        computed = time.perf_counter() - started
+        rendered = render_digest(app.renderer, digest, app.settings)
+        timings.append((computed, time.perf_counter() - started))
+
+    start, end = day_window(DAY, "Asia/Jakarta")
+    print(f"  tickets: {count:,}; seeded in {seeded:.1f} s")
+    print(f"  day {DAY} ({start:%H:%M}-{end:%H:%M} UTC): {digest.figures}")
+    print(
+        f"  backlog: {digest.backlog.open:,} open, {digest.backlog.overdue:,} overdue"
+    )
+    print(f"  html: {len(rendered.html):,} characters, text: {len(rendered.text):,}")
+    for n, (computed, total) in enumerate(timings, 1):
+        ms = computed * 1000, total * 1000
+        print(f"  run {n}: compute {ms[0]:.0f} ms, compute and render {ms[1]:.0f} ms")
+    return min(computed for computed, _ in timings)
 
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    common.heading(f"digest over {count:,} tickets: SQLite")
     with tempfile.TemporaryDirectory() as scratch:
         app = App.build(settings(Path(scratch)))
-        started = time.perf_counter()
-        seed(app, count)
-        seeded = time.perf_counter() - started
+        on_sqlite = measure(app, count)
+        app.sessions.kw["bind"].dispose()
 
-        timings = []
-        for _ in range(3):
-            started = time.perf_counter()
-            with app.sessions() as session:
-                digest = compute_digest(session, app.settings, DAY, NOW)
-            computed = time.perf_counter() - started
-            rendered = render_digest(app.renderer, digest, app.settings)
-            timings.append((computed, time.perf_counter() - started))
+    common.heading(f"digest over {count:,} tickets: PostgreSQL")
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        common.postgres_database("mailbot_bench_digest") as url,
+    ):
+        app = App.build(settings(Path(scratch), url))
+        on_postgres = measure(app, count)
+        app.sessions.kw["bind"].dispose()
 
-    start, end = day_window(DAY, "Asia/Jakarta")
-    print(f"tickets: {count:,}; seeded in {seeded:.1f} s")
-    print(f"day {DAY} ({start:%H:%M}-{end:%H:%M} UTC): {digest.figures}")
-    print(f"backlog: {digest.backlog.open:,} open, {digest.backlog.overdue:,} overdue")
-    print(f"html: {len(rendered.html):,} characters, text: {len(rendered.text):,}")
-    for n, (computed, total) in enumerate(timings, 1):
-        ms = computed * 1000, total * 1000
-        print(f"run {n}: compute {ms[0]:.0f} ms, compute and render {ms[1]:.0f} ms")
+    common.figure("best compute, SQLite", on_sqlite * 1000, "ms")
+    common.figure("best compute, PostgreSQL", on_postgres * 1000, "ms")
+    common.ratio("PostgreSQL / SQLite compute time", on_postgres / on_sqlite)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
 MAKE_CORPUS = REPO.parent / "shared" / "bench" / "make_corpus.py"
@@ -30,6 +33,29 @@ sys.path.insert(0, str(TESTS))
 # The test servers, reused by path: tests/servers.py and tests/clirun.py.
 import clirun  # noqa: E402
 import servers  # noqa: E402
+
+POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def postgres_database(name: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on 127.0.0.1:5432, dropped afterwards."""
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        raise SystemExit(
+            f"benchmarks: PostgreSQL on 127.0.0.1:5432 is needed (make services): {exc}"
+        ) from exc
+    try:
+        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def need_corpus_tool() -> Path:
