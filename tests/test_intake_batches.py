@@ -209,3 +209,45 @@ def test_results_of_a_batch_carry_the_ids_of_their_records(office: App) -> None:
             for row in session.scalars(select(InboundMail))
         }
     assert stored == {r.inbound_id: r.reference for r in results}
+
+
+OPERATOR = "operator@porong.example.go.id"
+STAFF = f"""
+[[staff]]
+email = "{OPERATOR}"
+name = "Operator CS"
+role = "operator"
+"""
+
+
+def test_replies_by_subject_reference_find_a_ticket_of_the_same_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SIGNING_ENV, SIGNING_KEY)
+    office = build_app(tmp_path, MovableClock(), STAFF)
+    reference = _reference(1)
+    batch = [
+        _mail(BUDI, "budi-1@example.com", "Lampu jalan mati"),
+        _mail(BUDI, "budi-2@example.com", f"Re: [{reference}] Lampu jalan mati"),
+        _mail(
+            f"Operator CS <{OPERATOR}>",
+            "op-1@porong.example.go.id",
+            f"Re: [{reference}] Pengaduan baru",
+        ).replace(b"Lampu PJU mati", b"#catatan Sudah dicek petugas. Lampu PJU mati"),
+    ]
+
+    results = office.intake.receive_batch([(raw, ORIGIN) for raw in batch])
+
+    assert [(r.outcome, r.reference) for r in results] == [
+        (Outcome.TICKET, reference),
+        (Outcome.FOLLOW_UP, reference),
+        (Outcome.STAFF, reference),
+    ]
+    with office.sessions() as session:
+        ticket = session.scalars(select(Ticket)).one()
+        assert [(e.actor, e.action) for e in ticket.events] == [
+            ("mailbot", "created"),
+            ("mailbot", "follow_up"),
+            (OPERATOR, "note"),
+            (OPERATOR, "status"),
+        ]
