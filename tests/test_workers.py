@@ -146,9 +146,11 @@ def test_four_workers_one_killed_make_every_ticket_once(
         _message_id(m.raw) for m in smtp_sink.messages if _message_id(m.raw)
     )
     twice = sum(1 for count in delivered.values() if count > 1)
+    kinds = Counter(row.kind for row in outgoing)
     print(
         f"\n{MESSAGES} messages, {WORKERS} workers (one killed): {elapsed:.1f} s; "
-        f"{len(outgoing)} letters, {twice} delivered twice"
+        f"{len(outgoing)} letters ({', '.join(f'{n} {k}' for k, n in kinds.items())}), "
+        f"{twice} delivered twice"
     )
 
     complaints = MESSAGES - MESSAGES // 10
