@@ -47,7 +47,11 @@ def assess(state: MailboxState | None, now: datetime, stale: timedelta) -> str:
         return ""
     if state.last_error:
         return f"login atau pengambilan email gagal: {state.last_error}"
-    if state.last_success_at is None or now - state.last_success_at > stale:
+    # Never a success and no error: the first poll is still reading its first
+    # batch, perhaps in another worker; a failure would have recorded an error.
+    if state.last_success_at is None:
+        return ""
+    if now - state.last_success_at > stale:
         minutes = int(stale.total_seconds() // 60)
         return f"tidak ada pengambilan email yang berhasil selama {minutes} menit"
     return ""

@@ -189,6 +189,9 @@ class Poller:
             state = self._state(session, account)
             state.last_uid = max(state.last_uid, *uids)
             state.waiting = max(state.waiting - len(uids), 0)
+            # A long backlog is progress, not silence: the health watch of
+            # another worker must not call the account stale while it is read.
+            state.last_success_at = self.clock.now()
 
     def _origin(self, account: AccountConfig, fetched: FetchedMail) -> Origin:
         return Origin(

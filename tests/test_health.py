@@ -80,7 +80,11 @@ def test_an_account_that_has_not_polled_for_half_an_hour_is_stale() -> None:
     stale = MailboxState(last_error="", last_success_at=now - timedelta(minutes=31))
     window = timedelta(minutes=30)
 
+    # A first poll still reading its first batch has no success and no error.
+    first_poll = MailboxState(last_error="", last_success_at=None)
+
     assert assess(None, now, window) == ""
+    assert assess(first_poll, now, window) == ""
     assert assess(fresh, now, window) == ""
     assert assess(stale, now, window) == (
         "tidak ada pengambilan email yang berhasil selama 30 menit"

@@ -77,6 +77,13 @@ def _waiting(app: App) -> int:
         return session.scalars(select(MailboxState.waiting)).one()
 
 
+def _progress(app: App) -> tuple[bool, str]:
+    """Whether a success is recorded, and the start of the recorded error."""
+    with app.sessions() as session:
+        state = session.scalars(select(MailboxState)).one()
+        return state.last_success_at is not None, state.last_error[:29]
+
+
 def test_server_gone_mid_batch_resumes_without_loss_or_duplicates(
     tmp_path: Path,
     dovecot: DovecotServer,
@@ -97,6 +104,7 @@ def test_server_gone_mid_batch_resumes_without_loss_or_duplicates(
 
     [broken] = poller.poll_all(app.settings.accounts)
     waiting_after_failure = _waiting(app)
+    progress_after_failure = _progress(app)
     second = mailbot(config, "poll", "--once")
     third = mailbot(config, "poll", "--once")
 
@@ -105,6 +113,8 @@ def test_server_gone_mid_batch_resumes_without_loss_or_duplicates(
     assert second.stdout.strip() == "dinas: 3 fetched (3 ticket)"
     assert third.stdout.strip() == "dinas: 0 fetched"
     assert (waiting_after_failure, _waiting(app)) == (3, 0)
+    # The first batch was progress: recorded as a success beside the error.
+    assert progress_after_failure == (True, "account dinas: fetch failed: ")
     assert sorted(t["complainant_email"] for t in tickets_json(config)) == sorted(
         f"{s}@example.com" for s in SENDERS
     )
