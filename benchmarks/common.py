@@ -18,9 +18,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
-
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
 MAKE_CORPUS = REPO.parent / "shared" / "bench" / "make_corpus.py"
@@ -32,30 +29,18 @@ sys.path.insert(0, str(TESTS))
 
 # The test servers, reused by path: tests/servers.py and tests/clirun.py.
 import clirun  # noqa: E402
+import scratchdb  # noqa: E402
 import servers  # noqa: E402
-
-POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 @contextmanager
 def postgres_database(name: str) -> Iterator[str]:
     """A new, empty PostgreSQL database on 127.0.0.1:5432, dropped afterwards."""
-    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        raise SystemExit(
-            f"benchmarks: PostgreSQL on 127.0.0.1:5432 is needed (make services): {exc}"
-        ) from exc
-    try:
-        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+        with scratchdb.scratch_database(name) as url:
+            yield url
+    except scratchdb.PostgresMissingError as exc:
+        raise SystemExit(f"benchmarks: {exc}") from exc
 
 
 def need_corpus_tool() -> Path:

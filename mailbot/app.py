@@ -8,6 +8,7 @@ from pathlib import Path
 from mailbot.clock import Clock, SystemClock
 from mailbot.config import AccountConfig, Settings
 from mailbot.db import SessionFactory, open_database
+from mailbot.filing import Filing
 from mailbot.imap import Mailbox
 from mailbot.intake import Intake
 from mailbot.letters import Correspondence
@@ -41,14 +42,14 @@ class App:
         router = Router(settings.units)
         renderer = Renderer(default_templates_dir(), timezone=settings.office.timezone)
         letters = Correspondence(settings, signer, renderer)
-        intake = Intake(
+        filing = Filing(
             settings,
-            sessions,
             clock=clock,
             signer=signer,
             router=router,
             correspondence=letters,
         )
+        intake = Intake(settings, sessions, filing)
         return cls(settings, clock, sessions, signer, router, renderer, intake)
 
     @property

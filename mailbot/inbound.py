@@ -114,6 +114,25 @@ def record(
     With ``claim`` the record is written at once (see below); a batch leaves it
     to the batch's one write.
     """
+    pending = InboundStatus.PENDING
+    inbound = _new_record(session, key, archived, origin, now=now, status=pending)
+    if claim:
+        # Claims the message's key at once: a second worker with the same
+        # Message-ID waits here and reruns as a duplicate, before it has opened
+        # (and logged) a ticket that would then be rolled back.
+        session.flush()
+    return inbound
+
+
+def _new_record(
+    session: Session,
+    key: str,
+    archived: ArchivedMail,
+    origin: Origin,
+    *,
+    now: datetime,
+    status: InboundStatus,
+) -> InboundMail:
     inbound = InboundMail(
         dedupe_key=key,
         sha256=archived.sha256,
@@ -121,15 +140,10 @@ def record(
         size=archived.size,
         source=origin.source,
         received_at=now,
-        status=InboundStatus.PENDING,
+        status=status,
     )
     session.add(inbound)
     note_inbound(session, inbound)
-    if claim:
-        # Claims the message's key at once: a second worker with the same
-        # Message-ID waits here and reruns as a duplicate, before it has opened
-        # (and logged) a ticket that would then be rolled back.
-        session.flush()
     return inbound
 
 
@@ -171,17 +185,10 @@ def quarantine_within(
     key = f"sha:{archived.sha256}"
     inbound = earlier_record(session, key)
     if inbound is None:
-        inbound = InboundMail(
-            dedupe_key=key,
-            sha256=archived.sha256,
-            raw_path=str(archived.path),
-            size=archived.size,
-            source=origin.source,
-            received_at=now,
-            status=InboundStatus.QUARANTINED,
+        quarantined = InboundStatus.QUARANTINED
+        inbound = _new_record(
+            session, key, archived, origin, now=now, status=quarantined
         )
-        session.add(inbound)
-        note_inbound(session, inbound)
     inbound.reason = reason[:2000]
     log.warning("message %s: quarantined: %s", archived.sha256[:12], reason[:200])
     return Disposition(Outcome.QUARANTINED, inbound, None, reason)

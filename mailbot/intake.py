@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailbot.archive import ArchivedMail, archive, sync_archive
-from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.db import SessionFactory, single_writer
 from mailbot.errors import MessageError
@@ -34,11 +33,8 @@ from mailbot.inbound import (
     record,
     take_quarantined,
 )
-from mailbot.letters import Correspondence
 from mailbot.parsing import ParsedMail, parse_message
-from mailbot.routing import Router
 from mailbot.screening import Screening, Verdict, screen
-from mailbot.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -52,23 +48,13 @@ class Intake:
         self,
         settings: Settings,
         sessions: SessionFactory,
-        *,
-        clock: Clock,
-        signer: Signer,
-        router: Router,
-        correspondence: Correspondence,
+        filing: Filing,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
-        self.clock = clock
-        self.signer = signer
-        self.filing = Filing(
-            settings,
-            clock=clock,
-            signer=signer,
-            router=router,
-            correspondence=correspondence,
-        )
+        self.filing = filing
+        self.clock = filing.clock
+        self.signer = filing.signer
         self.own_addresses = _own_addresses(settings)
         self.unsynced = 0
         # SQLite lets one writer in at a time anyway, so a batch per transaction

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from scratchdb import PostgresMissingError, scratch_database
 from servers import (
     DovecotServer,
     ImapUser,
@@ -24,8 +25,6 @@ from servers import (
     launch_dovecot,
     make_tls,
 )
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 _secret_names = itertools.count(1)
 
@@ -112,26 +111,14 @@ def smtp_sink(smtp_sinks: Callable[..., SmtpSink]) -> SmtpSink:
     return smtp_sinks()
 
 
-POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
 @contextmanager
 def fresh_postgres_database() -> Iterator[str]:
     """A new, empty PostgreSQL database for one test; dropped afterwards."""
-    name = f"mailbot_test_{secrets.token_hex(6)}"
-    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is needed (make services): {exc}")
-    try:
-        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+        with scratch_database(f"mailbot_test_{secrets.token_hex(6)}") as url:
+            yield url
+    except PostgresMissingError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(
