@@ -8,6 +8,7 @@ receive is generated from ``COMMANDS``, so the two never disagree.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import re
 from collections.abc import Callable
@@ -200,12 +201,18 @@ def read_commands(text: str) -> Instructions:
     for tag, argument in _tagged_blocks(text):
         command = find_command(tag)
         if command is None:
-            problems.append(f"Perintah #{tag} tidak dikenal.")
+            problems.append(f"Perintah #{tag} tidak dikenal.{_suggestion(tag)}")
         elif command.argument_required and not argument:
             problems.append(f"Perintah #{command.name} perlu {command.argument}.")
         else:
             invocations.append(Invocation(command, argument))
     return Instructions(tuple(invocations), tuple(problems))
+
+
+def _suggestion(tag: str) -> str:
+    # A tag one or two letters off is a typo more often than a new command.
+    close = difflib.get_close_matches(tag.lower(), _BY_TAG, n=1, cutoff=0.75)
+    return f" Maksud Anda #{close[0]}?" if close else ""
 
 
 def _tagged_blocks(text: str) -> list[tuple[str, str]]:

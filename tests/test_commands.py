@@ -37,6 +37,17 @@ def test_a_tag_inside_a_line_is_text_and_text_before_the_first_tag_is_ignored() 
     assert _read(text) == [("catatan", "sudah #tanggapan belum")]
 
 
+def test_a_mistyped_tag_is_answered_with_the_nearest_command() -> None:
+    instructions = read_commands("#tanggapn Sudah diperbaiki.\n#stat\n#selesai")
+
+    assert instructions.problems == (
+        "Perintah #tanggapn tidak dikenal. Maksud Anda #tanggapan?",
+        "Perintah #stat tidak dikenal. Maksud Anda #status?",
+        "Perintah #selesai tidak dikenal.",
+    )
+    assert instructions.invocations == ()
+
+
 def test_unknown_tags_and_missing_arguments_are_problems() -> None:
     instructions = read_commands("#tutup\n#tolak\n#teruskan\n#catatan ok\n# judul")
 

@@ -66,7 +66,7 @@ def test_the_backlog_as_it_stands_at_seven_in_the_morning(app: App) -> None:
         units=(
             UnitLoad("umum", "Subbagian Umum dan Kepegawaian", 2, 1),
             UnitLoad("pemerintahan", "Seksi Pemerintahan", 1, 0),
-            UnitLoad("trantib", "Seksi Ketentraman dan Ketertiban Umum", 0, 0),
+            UnitLoad("trantib", "Seksi Ketenteraman dan Ketertiban Umum", 0, 0),
             UnitLoad("pmd", "Seksi Pemberdayaan Masyarakat dan Desa", 0, 0),
             UnitLoad("kesos", "Seksi Kesejahteraan Sosial", 0, 0),
             UnitLoad("pelayanan", "Seksi Pelayanan Umum", 0, 0),
