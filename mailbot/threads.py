@@ -42,6 +42,10 @@ def base_subject(subject: str, prefix: str) -> str:
     return " ".join(cleaned.split())
 
 
+# How many cited Message-IDs, newest first, a reply is threaded by.
+CITED_IDS_LIMIT = 50
+
+
 class Link(enum.StrEnum):
     SIGNED_ID = "signed-id"
     MESSAGE_ID = "message-id"
@@ -96,18 +100,22 @@ def _by_signed_id(
 
 
 def _by_message_id(session: Session, cited: list[str]) -> Thread | None:
-    if not cited:
+    # The newest kept message among the cited ones names the ticket, whatever
+    # the order of the headers; only the newest ids count, as a bound.
+    wanted = cited[:CITED_IDS_LIMIT]
+    if not wanted:
         return None
-    # A message of this batch is newer than any the database holds.
-    pending = pending_rows(session).messages
-    for message_id in cited:
-        if message_id in pending:
-            return Thread(pending[message_id], Link.MESSAGE_ID, False)
+    # A message of this batch is newer than any the database holds, and the
+    # notes keep the batch's messages in the order they were added.
+    pending, newest = pending_rows(session).messages, set(wanted)
+    for message_id, pending_ticket in reversed(pending.items()):
+        if message_id in newest:
+            return Thread(pending_ticket, Link.MESSAGE_ID, False)
 
     ticket = session.scalar(
         select(Ticket)
         .join(Message, Message.ticket_id == Ticket.id)
-        .where(Message.message_id.in_(cited[:50]))
+        .where(Message.message_id.in_(wanted))
         .order_by(Message.id.desc())
         .limit(1)
     )

@@ -251,3 +251,57 @@ def test_replies_by_subject_reference_find_a_ticket_of_the_same_batch(
             (OPERATOR, "note"),
             (OPERATOR, "status"),
         ]
+
+
+def _long_references() -> str:
+    # The complaint is cited first, then 55 ids of a mailing list's thread:
+    # beyond the 50 newest ids threading looks at.
+    older = " ".join(f"<older{n}@list.example>" for n in range(1, 56))
+    return (
+        "In-Reply-To: <older55@list.example>\n"
+        f"References: <budi-1@example.com> {older}\n"
+    )
+
+
+def _two_tickets_cited() -> str:
+    # Cites both of Budi's complaints, In-Reply-To the older one: the newest
+    # kept message among the cited ones names the ticket.
+    return (
+        "In-Reply-To: <budi-1@example.com>\n"
+        "References: <budi-2@example.com> <budi-1@example.com>\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "threaded_to"),
+    [
+        (_long_references(), None),
+        (_two_tickets_cited(), 2),
+    ],
+    ids=["more-than-50-cited-ids", "two-tickets-cited"],
+)
+def test_threading_by_message_id_is_the_same_in_a_batch_and_alone(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    headers: str,
+    threaded_to: int | None,
+) -> None:
+    monkeypatch.setenv(SIGNING_ENV, SIGNING_KEY)
+    messages = [
+        _mail(BUDI, "budi-1@example.com", "Jalan rusak di Desa Kesambi"),
+        _mail(BUDI, "budi-2@example.com", "Sampah menumpuk di pasar"),
+        _mail(BUDI, "budi-3@example.com", "Re: Jalan rusak", headers),
+    ]
+    batched = build_app(tmp_path / "batched", MovableClock())
+    alone = build_app(tmp_path / "alone", MovableClock())
+
+    in_batch = batched.intake.receive_batch([(raw, ORIGIN) for raw in messages])
+    one_by_one = [alone.intake.receive(raw, ORIGIN) for raw in messages]
+
+    expected = (
+        (Outcome.FOLLOW_UP, _reference(threaded_to))
+        if threaded_to is not None
+        else (Outcome.TICKET, _reference(3))
+    )
+    assert (in_batch[2].outcome, in_batch[2].reference) == expected
+    assert (one_by_one[2].outcome, one_by_one[2].reference) == expected
