@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import statistics
 import subprocess
 from pathlib import Path
@@ -91,6 +92,9 @@ def main() -> None:
             user = server.take_user()
             last = seed(server, user, size)
             name = f"size{size}"
+            # A fresh data folder: an earlier run's state would not match
+            # this server's folder.
+            shutil.rmtree(root / name, ignore_errors=True)
             account = common.account_toml(server, user, name)
             config = common.write_config(
                 root / name / "mailbot.toml", root / name / "storage", account
