@@ -83,10 +83,7 @@ class Intake:
         # Every message is archived before anything else is done with it.
         archived = [self._archive(raw) for raw, _ in messages]
         if len(messages) == 1 or not self.batches:
-            return [
-                self._receive_alone(raw, kept, origin)
-                for (raw, origin), kept in zip(messages, archived, strict=True)
-            ]
+            return self._one_by_one(messages, archived)
 
         try:
             with self.sessions.begin() as session:
@@ -104,6 +101,11 @@ class Intake:
                 type(exc).__name__,
                 str(exc)[:200],
             )
+        return self._one_by_one(messages, archived)
+
+    def _one_by_one(
+        self, messages: Sequence[tuple[bytes, Origin]], archived: list[ArchivedMail]
+    ) -> list[Result]:
         return [
             self._receive_alone(raw, kept, origin)
             for (raw, origin), kept in zip(messages, archived, strict=True)
