@@ -39,6 +39,10 @@ from mailbot.screening import Screening, Verdict, screen
 log = logging.getLogger(__name__)
 
 ARCHIVE_SYNC_EVERY = 200
+# A transaction takes at most this many messages, fewer when they are large:
+# a batch's rows, its letters included, stay in memory until it commits.
+TRANSACTION_MESSAGES = 100
+TRANSACTION_BYTES = 32 * 1024 * 1024
 
 
 class Intake:
@@ -74,15 +78,38 @@ class Intake:
         return self._receive_alone(raw, self._archive(raw), origin)
 
     def receive_batch(self, messages: Sequence[tuple[bytes, Origin]]) -> list[Result]:
-        """Process several messages in one transaction; never raises for a bad message.
+        """Process messages a batch per transaction; never raises for a bad message.
 
         A commit per message cost more than parsing it. A message that is merely
-        bad is quarantined inside the batch; any other failure rolls the batch
+        bad is quarantined inside its batch; any other failure rolls the batch
         back, and its messages are taken again one transaction each.
         """
         # Every message is archived before anything else is done with it.
         archived = [self._archive(raw) for raw, _ in messages]
-        if len(messages) == 1 or not self.batches:
+        if not self.batches:
+            return self._one_by_one(messages, archived)
+
+        results: list[Result] = []
+        for batch in self._transactions(messages):
+            results.extend(self._in_one_transaction(messages[batch], archived[batch]))
+        return results
+
+    def _transactions(self, messages: Sequence[tuple[bytes, Origin]]) -> list[slice]:
+        batches: list[slice] = []
+        start = held = 0
+        for end, (raw, _) in enumerate(messages, 1):
+            held += len(raw)
+            if end - start >= TRANSACTION_MESSAGES or held >= TRANSACTION_BYTES:
+                batches.append(slice(start, end))
+                start, held = end, 0
+        if start < len(messages):
+            batches.append(slice(start, len(messages)))
+        return batches
+
+    def _in_one_transaction(
+        self, messages: Sequence[tuple[bytes, Origin]], archived: list[ArchivedMail]
+    ) -> list[Result]:
+        if len(messages) == 1:
             return self._one_by_one(messages, archived)
 
         try:

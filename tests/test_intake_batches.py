@@ -305,3 +305,23 @@ def test_threading_by_message_id_is_the_same_in_a_batch_and_alone(
     )
     assert (in_batch[2].outcome, in_batch[2].reference) == expected
     assert (one_by_one[2].outcome, one_by_one[2].reference) == expected
+
+
+def test_a_long_fetch_is_written_a_hundred_messages_per_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SIGNING_ENV, SIGNING_KEY)
+    office = build_app(tmp_path, MovableClock(), lean=True)
+    commits = _commits(office)
+    messages = [
+        (
+            _mail(f"Warga {n} <warga{n}@example.com>", f"w{n}@example.com", "Banjir"),
+            ORIGIN,
+        )
+        for n in range(250)
+    ]
+
+    results = office.intake.receive_batch(messages)
+
+    assert commits == [3]
+    assert [r.reference for r in results] == [_reference(n) for n in range(1, 251)]

@@ -20,6 +20,7 @@ from mailbot.cli.base import (
 )
 from mailbot.importing import count_messages, in_batches, read_messages
 from mailbot.inbound import Origin, Outcome
+from mailbot.intake import TRANSACTION_BYTES, TRANSACTION_MESSAGES
 from mailbot.outbox import deliver_due
 from mailbot.polling import PollReport
 from mailbot.scheduler import StopFlag, run_forever, single_instance
@@ -28,10 +29,6 @@ from mailbot.views import list_tickets, show_ticket
 from mailbot.watch import Watcher
 
 log = logging.getLogger(__name__)
-
-# An import writes this many messages per transaction, fewer when they are large.
-BATCH_MESSAGES = 100
-BATCH_BYTES = 32 * 1024 * 1024
 
 
 @cli.command()
@@ -123,8 +120,11 @@ def import_(context: Context, paths: tuple[Path, ...]) -> None:
     total = count_messages(list(paths))
     counts: dict[str, int] = {}
     unreadable = 0
+    # Read as much as intake takes in one transaction, and no more.
     batches = in_batches(
-        read_messages(list(paths)), messages=BATCH_MESSAGES, size=BATCH_BYTES
+        read_messages(list(paths)),
+        messages=TRANSACTION_MESSAGES,
+        size=TRANSACTION_BYTES,
     )
     with click.progressbar(
         length=total, label="importing", file=sys.stderr, hidden=total < 100
