@@ -7,7 +7,7 @@ by file name), so a backlog of years of mail never has to fit in memory.
 from __future__ import annotations
 
 import mailbox as stdlib_mailbox
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,22 +48,6 @@ def read_messages(paths: list[Path]) -> Iterator[ImportedFile]:
             yield ImportedFile(source, None, exc.strerror or str(exc))
             continue
         yield ImportedFile(source, raw)
-
-
-def in_batches(
-    files: Iterable[ImportedFile], *, messages: int, size: int
-) -> Iterator[list[ImportedFile]]:
-    """The files in batches of at most ``messages`` files or about ``size`` bytes."""
-    batch: list[ImportedFile] = []
-    held = 0
-    for item in files:
-        batch.append(item)
-        held += len(item.raw or b"")
-        if len(batch) >= messages or held >= size:
-            yield batch
-            batch, held = [], 0
-    if batch:
-        yield batch
 
 
 def _locations(paths: list[Path]) -> Iterator[tuple[str, Callable[[], bytes]]]:

@@ -10,8 +10,9 @@ quarantined with its reason and can be re-run with ``quarantine retry``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -37,12 +38,32 @@ from mailbot.parsing import ParsedMail, parse_message
 from mailbot.screening import Screening, Verdict, screen
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ARCHIVE_SYNC_EVERY = 200
 # A transaction takes at most this many messages, fewer when they are large:
 # a batch's rows, its letters included, stay in memory until it commits.
 TRANSACTION_MESSAGES = 100
 TRANSACTION_BYTES = 32 * 1024 * 1024
+
+
+def transactions(
+    items: Iterable[T],
+    size: Callable[[T], int],
+    *,
+    messages: int = TRANSACTION_MESSAGES,
+) -> Iterator[list[T]]:
+    """The items in batches as one transaction takes them: by count and bytes."""
+    batch: list[T] = []
+    held = 0
+    for item in items:
+        batch.append(item)
+        held += size(item)
+        if len(batch) >= messages or held >= TRANSACTION_BYTES:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
 
 
 class Intake:
@@ -90,21 +111,11 @@ class Intake:
             return self._one_by_one(messages, archived)
 
         results: list[Result] = []
-        for batch in self._transactions(messages):
-            results.extend(self._in_one_transaction(messages[batch], archived[batch]))
+        pairs = zip(messages, archived, strict=True)
+        for batch in transactions(pairs, lambda pair: len(pair[0][0])):
+            taken, kept = [m for m, _ in batch], [a for _, a in batch]
+            results.extend(self._in_one_transaction(taken, kept))
         return results
-
-    def _transactions(self, messages: Sequence[tuple[bytes, Origin]]) -> list[slice]:
-        batches: list[slice] = []
-        start = held = 0
-        for end, (raw, _) in enumerate(messages, 1):
-            held += len(raw)
-            if end - start >= TRANSACTION_MESSAGES or held >= TRANSACTION_BYTES:
-                batches.append(slice(start, end))
-                start, held = end, 0
-        if start < len(messages):
-            batches.append(slice(start, len(messages)))
-        return batches
 
     def _in_one_transaction(
         self, messages: Sequence[tuple[bytes, Origin]], archived: list[ArchivedMail]

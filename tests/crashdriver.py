@@ -30,8 +30,9 @@ from sqlalchemy import select
 
 from mailbot.app import App
 from mailbot.config import StorageConfig, load_settings
-from mailbot.importing import in_batches, read_messages
+from mailbot.importing import read_messages
 from mailbot.inbound import Origin
+from mailbot.intake import transactions
 from mailbot.models import InboundMail, OutboxItem, Ticket
 from mailbot.outbox import deliver_due
 
@@ -91,7 +92,7 @@ def run(config: Path, command: str, paths: list[str], steps: Steps) -> None:
     elif command == "import":
         # Batches of two, as `mailbot import` makes them (of 100 there).
         found = read_messages([Path(p) for p in paths])
-        for batch in in_batches(found, messages=2, size=1 << 30):
+        for batch in transactions(found, lambda f: len(f.raw or b""), messages=2):
             intake.receive_batch(
                 [(item.raw, Origin("import", "", item.source)) for item in batch]
             )

@@ -18,9 +18,9 @@ from mailbot.cli.base import (
     pass_context,
     service_logging,
 )
-from mailbot.importing import count_messages, in_batches, read_messages
+from mailbot.importing import count_messages, read_messages
 from mailbot.inbound import Origin, Outcome
-from mailbot.intake import TRANSACTION_BYTES, TRANSACTION_MESSAGES
+from mailbot.intake import transactions
 from mailbot.outbox import deliver_due
 from mailbot.polling import PollReport
 from mailbot.scheduler import StopFlag, run_forever, single_instance
@@ -121,11 +121,7 @@ def import_(context: Context, paths: tuple[Path, ...]) -> None:
     counts: dict[str, int] = {}
     unreadable = 0
     # Read as much as intake takes in one transaction, and no more.
-    batches = in_batches(
-        read_messages(list(paths)),
-        messages=TRANSACTION_MESSAGES,
-        size=TRANSACTION_BYTES,
-    )
+    batches = transactions(read_messages(list(paths)), lambda f: len(f.raw or b""))
     with click.progressbar(
         length=total, label="importing", file=sys.stderr, hidden=total < 100
     ) as progress:
