@@ -1,13 +1,14 @@
 """Parsing step: the raw bytes of one received message become a ParsedMail.
 
-Reads raw RFC 5322 bytes; writes nothing. mail-parser parses the MIME tree and
-the address and date headers. Its known gaps (folded or mis-decoded header text,
-flattened forwarded messages, lost attachments, undecoded base64, automatic
-headers forged by a bare CR) are repaired from that same parsed tree, so a
-message is parsed once: header text in ``headertext``, the MIME parts in
-``mimeparts``, the fields here; a message over 5 MB is parsed as a skeleton
-without its long base64 runs (``largemail``). Every repair is recorded in
-``ParsedMail.defects``.
+Reads raw RFC 5322 bytes; writes nothing. The stdlib parses the MIME tree, as it
+does inside mail-parser, and mail-parser's own parsers read the address and date
+headers. mail-parser's reading of the parts is not used: its known gaps (folded
+or mis-decoded header text, flattened forwarded messages, lost attachments,
+undecoded base64, automatic headers forged by a bare CR) made mailbot walk the
+tree itself, and decoding every part twice cost more than parsing. So a message
+is parsed once: header text in ``headertext``, the MIME parts in ``mimeparts``,
+the fields here; a message over 5 MB is parsed as a skeleton without its long
+base64 runs (``largemail``). Every repair is recorded in ``ParsedMail.defects``.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
-from typing import Any
 
-import mailparser
-from mailparser.exceptions import MailParserRecursionError
+from mailparser.dates import parse_mail_date
+from mailparser.utils import get_addresses
 
 from mailbot.attachments import Attachment
 from mailbot.errors import MessageError
@@ -112,13 +112,13 @@ def parse_message(
     notes: list[str] = []
     raw = _repaired_line_ends(raw, notes)
     skeleton, cutouts = _skeleton(raw, large_from)
-    parser, message, structured = _parse(skeleton, notes)
+    message, structured = _parse(skeleton, notes)
     body = Body(notes, cutouts=cutouts)
     if structured:
         walk(message, body, 0)
     else:
         attach(body, None, "message/rfc822", raw, inline=False)
-    return _assemble(parser, message, _header_index(message), body, now)
+    return _assemble(message, _header_index(message), body, now)
 
 
 def _skeleton(raw: bytes, large_from: int) -> tuple[bytes, Cutouts | None]:
@@ -142,26 +142,17 @@ def _repaired_line_ends(raw: bytes, notes: list[str]) -> bytes:
     return _BARE_CR.sub(b" ", raw[:end]) + raw[end:]
 
 
-def _parse(raw: bytes, notes: list[str]) -> tuple[Any, Message, bool]:
-    """Return mail-parser's result (None if it failed), the tree, and whether
-    the body was parsed into MIME parts."""
+def _parse(raw: bytes, notes: list[str]) -> tuple[Message, bool]:
+    """Return the tree, and whether the body was parsed into MIME parts."""
     try:
-        parser = mailparser.parse_from_bytes(raw)
-    except MailParserRecursionError:
+        return email.message_from_bytes(raw), True
+    except RecursionError:
         notes.append("MIME nesting too deep to parse; message kept as an attachment")
-        return None, _headers_only(raw), False
-    # mail-parser raises assorted internal errors on malformed input
-    # (AttributeError on a missing epilogue); the stdlib parse is the fallback.
-    except Exception as error:  # noqa: BLE001
-        notes.append(f"mail-parser failed ({type(error).__name__}); stdlib used")
-    else:
-        return parser, parser.message, True
-
-    try:
-        return None, email.message_from_bytes(raw), True
-    except (TypeError, ValueError, IndexError, RecursionError) as error:
-        notes.append(f"stdlib failed too ({type(error).__name__}); message kept whole")
-        return None, _headers_only(raw), False
+    except (TypeError, ValueError, IndexError) as error:
+        notes.append(
+            f"stdlib parser failed ({type(error).__name__}); message kept whole"
+        )
+    return _headers_only(raw), False
 
 
 def _headers_only(raw: bytes) -> Message:
@@ -176,7 +167,6 @@ def _header_index(message: Message) -> dict[str, list[str]]:
 
 
 def _assemble(
-    parser: Any,
     message: Message,
     headers: dict[str, list[str]],
     body: Body,
@@ -184,7 +174,7 @@ def _assemble(
 ) -> ParsedMail:
     notes = body.notes
     first = functools.partial(_first_text, headers, notes)
-    sender_name, sender_address = _sender(parser, headers, notes)
+    sender_name, sender_address = _sender(message, headers, notes)
     automatic = tuple(n for n in AUTOMATIC_HEADERS if n.lower() in headers)
     subject = _bounded_subject(first("subject"), notes)
     return_path = _return_path(first("return-path"))
@@ -195,10 +185,10 @@ def _assemble(
         subject=subject,
         sender_name=sender_name,
         sender_address=sender_address,
-        reply_to=next(iter(_addresses(parser, headers, "reply-to")), ""),
-        to=_addresses(parser, headers, "to"),
-        cc=_addresses(parser, headers, "cc"),
-        date=_date(parser, headers, now, notes),
+        reply_to=next(iter(_addresses(message, "reply-to")), ""),
+        to=_addresses(message, "to"),
+        cc=_addresses(message, "cc"),
+        date=_date(headers, now, notes),
         text=body.text(),
         html=body.html(),
         attachments=tuple(body.attachments),
@@ -250,9 +240,9 @@ def _message_id(headers: dict[str, list[str]], notes: list[str]) -> str | None:
 
 
 def _sender(
-    parser: Any, headers: dict[str, list[str]], notes: list[str]
+    message: Message, headers: dict[str, list[str]], notes: list[str]
 ) -> tuple[str, str]:
-    pairs = _address_pairs(parser, headers, "from")
+    pairs = _address_pairs(message, "from")
     if not pairs:
         return "", ""
 
@@ -264,36 +254,31 @@ def _sender(
     return header_text(name, "sender name", notes), address
 
 
-def _addresses(
-    parser: Any, headers: dict[str, list[str]], name: str
-) -> tuple[str, ...]:
-    return tuple(address for _, address in _address_pairs(parser, headers, name))
+def _addresses(message: Message, name: str) -> tuple[str, ...]:
+    return tuple(address for _, address in _address_pairs(message, name))
 
 
-def _address_pairs(
-    parser: Any, headers: dict[str, list[str]], name: str
-) -> list[tuple[str, str]]:
-    if parser is not None:
-        pairs = getattr(
-            parser, name.replace("-", "_") + ("_" if name == "from" else "")
-        )
-    else:
-        pairs = email.utils.getaddresses(headers.get(name, []))
+def _address_pairs(message: Message, name: str) -> list[tuple[str, str]]:
+    # The first occurrence counts, as in mail-parser's own reading.
+    value = message.get(name)
+    if value is None:
+        return []
+    pairs = get_addresses(value, decode_names=True)
     return [
         (display, plain(address).lower())
         for display, address in pairs
-        if _ADDR_SPEC.fullmatch(address)
+        if address and _ADDR_SPEC.fullmatch(address)
     ]
 
 
 def _date(
-    parser: Any, headers: dict[str, list[str]], now: datetime, notes: list[str]
+    headers: dict[str, list[str]], now: datetime, notes: list[str]
 ) -> datetime | None:
     if "date" not in headers:
         notes.append("missing Date")
         return None
 
-    value = parser.date if parser is not None else _stdlib_date(headers["date"][0])
+    value: datetime | None = parse_mail_date(headers["date"][0]).value
     if value is None:
         notes.append("unparseable Date")
         return None
@@ -302,13 +287,6 @@ def _date(
         notes.append(f"implausible Date {value.isoformat()} ignored")
         return None
     return value.astimezone(UTC)
-
-
-def _stdlib_date(value: str) -> datetime | None:
-    try:
-        return email.utils.parsedate_to_datetime(" ".join(value.split()))
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
 
 
 def _aware(moment: datetime) -> datetime:
