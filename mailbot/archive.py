@@ -1,8 +1,12 @@
 """The raw mail archive: every received message is written here before anything else.
 
-Files are named by the SHA-256 of their bytes (``raw/ab/cd/<sha>.eml``), so the
+Files are named by the SHA-256 of their bytes (``raw/ab/<sha>.eml``), so the
 same message fetched twice is stored once, and a write that dies halfway never
 leaves a partial file under the final name.
+
+One level of 256 folders, as git keeps its objects: a second level made almost
+every new message create a folder, which cost more than writing the file.
+Archives from before keep their ``raw/ab/cd/`` paths, which the database holds.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ class ArchivedMail:
 
 def archive_path(data_dir: Path, sha256: str) -> Path:
     """Where the raw bytes with this digest live."""
-    return data_dir / "raw" / sha256[:2] / sha256[2:4] / f"{sha256}.eml"
+    return data_dir / "raw" / sha256[:2] / f"{sha256}.eml"
 
 
 def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
