@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from mailbot.commitlog import on_commit
 from mailbot.models import InboundMail, InboundStatus, Ticket
 from mailbot.parsing import ParsedMail
 from mailbot.tickets import record_event
@@ -105,7 +106,9 @@ def record_forgery(
         evidence = ", ".join(check.evidence) or "none"
         detail = f"{check.reason}; evidence: {evidence}"
         record_event(session, ticket, "forged_sender", detail, at=now)
-    log.warning(
+    on_commit(
+        session,
+        log.warning,
         "inbound %d: staff address not authenticated, ignored: %s",
         inbound.id,
         check.reason,

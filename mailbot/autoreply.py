@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from mailbot.commitlog import on_commit
 from mailbot.config import IntakeConfig
 from mailbot.letters import Correspondence, Received
 from mailbot.models import Direction, Message, Ticket
@@ -79,7 +80,9 @@ def acknowledge_within_limit(
         f"last {limits.auto_reply_window_hours:g} h (limit {limits.auto_reply_limit})"
     )
     record_event(session, ticket, "acknowledgement_withheld", detail, at=now)
-    log.warning(
+    on_commit(
+        session,
+        log.warning,
         "ticket %s: acknowledgement withheld, auto-reply limit reached",
         ticket.reference,
     )

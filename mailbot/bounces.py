@@ -22,6 +22,7 @@ from email.policy import compat32
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailbot.commitlog import on_commit
 from mailbot.models import OutboxItem, OutboxStatus, Ticket
 from mailbot.parsing import ParsedMail
 from mailbot.references import find_references
@@ -102,7 +103,11 @@ def handle_bounce(
     bounce = read_bounce(mail, raw, prefix)
     item = _by_signed_id(session, bounce, signer) or _by_recipient(session, bounce)
     if item is None:
-        log.warning("bounce matched no outgoing letter; kept as automatic mail")
+        on_commit(
+            session,
+            log.warning,
+            "bounce matched no outgoing letter; kept as automatic mail",
+        )
         return None
 
     ticket = session.get(Ticket, item.ticket_id) if item.ticket_id else None
@@ -125,7 +130,7 @@ def _record(
     if ticket is not None:
         record_event(session, ticket, "bounce", detail, at=now)
     where = ticket.reference if ticket is not None else "-"
-    log.warning("ticket %s: outbox %d %s", where, item.id, verb)
+    on_commit(session, log.warning, "ticket %s: outbox %d %s", where, item.id, verb)
 
 
 def _report_texts(mail: ParsedMail) -> Iterable[str]:

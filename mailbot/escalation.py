@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from mailbot.commitlog import on_commit
 from mailbot.compose import Letter
 from mailbot.config import Settings
 from mailbot.db import SessionFactory
@@ -134,7 +135,13 @@ class SlaWatch:
         ticket.reminded_at = now
         detail = f"unit {unit.code}: {len(recipients)} recipients"
         record_event(session, ticket, "reminder", detail, at=now)
-        log.info("ticket %s: reminder sent to unit %s", ticket.reference, unit.code)
+        on_commit(
+            session,
+            log.info,
+            "ticket %s: reminder sent to unit %s",
+            ticket.reference,
+            unit.code,
+        )
 
     def _escalate(
         self, session: Session, ticket: Ticket, step: int, now: datetime
@@ -152,8 +159,21 @@ class SlaWatch:
         detail = f"step {step}: {role}, {len(recipients)} recipients"
         record_event(session, ticket, "escalation", detail, at=now)
         if not recipients:
-            log.warning("ticket %s: no [[staff]] with role %s", ticket.reference, role)
-        log.info("ticket %s: escalated to %s (step %d)", ticket.reference, role, step)
+            on_commit(
+                session,
+                log.warning,
+                "ticket %s: no [[staff]] with role %s",
+                ticket.reference,
+                role,
+            )
+        on_commit(
+            session,
+            log.info,
+            "ticket %s: escalated to %s (step %d)",
+            ticket.reference,
+            role,
+            step,
+        )
 
     def _send(
         self,

@@ -20,6 +20,7 @@ from mailbot.authenticity import SenderCheck, check_sender, record_forgery
 from mailbot.autoreply import acknowledge_within_limit
 from mailbot.bounces import handle_bounce
 from mailbot.clock import Clock
+from mailbot.commitlog import on_commit
 from mailbot.config import Settings
 from mailbot.conversation import Continuation, continuation
 from mailbot.deskletters import DeskLetters
@@ -184,7 +185,13 @@ class Filing:
         else:
             self.letters.notify_follow_up(session, ticket, received, now)
         inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
-        log.info("ticket %s: follow-up received (%s)", ticket.reference, thread.link)
+        on_commit(
+            session,
+            log.info,
+            "ticket %s: follow-up received (%s)",
+            ticket.reference,
+            thread.link,
+        )
         return _outcome(Outcome.FOLLOW_UP, inbound, ticket.reference)
 
     def _staff_mail(
@@ -200,7 +207,9 @@ class Filing:
 
         done = self.desk.handle(session, ticket, staff, received, self.clock.now())
         inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
-        log.info(
+        on_commit(
+            session,
+            log.info,
             "ticket %s: staff reply: %s",
             ticket.reference,
             ", ".join(done.actions) or "refused",
@@ -241,7 +250,13 @@ class Filing:
             record_event(
                 session, old, "linked", f"continued in {new.reference}", at=now
             )
-            log.info("ticket %s: continues %s", new.reference, old.reference)
+            on_commit(
+                session,
+                log.info,
+                "ticket %s: continues %s",
+                new.reference,
+                old.reference,
+            )
         return result
 
     def bounce(
@@ -279,15 +294,21 @@ class Filing:
             ticket = thread.ticket if thread is not None else None
         inbound.status, inbound.reason = InboundStatus.AUTOMATIC, reason
         if ticket is None:
-            log.warning(
-                "message %s: automatic mail skipped: %s", inbound.sha256[:12], reason
+            on_commit(
+                session,
+                log.warning,
+                "message %s: automatic mail skipped: %s",
+                inbound.sha256[:12],
+                reason,
             )
             return _outcome(Outcome.AUTOMATIC, inbound, None, reason)
 
         received = Received(mail, mail.message_id or "", (), mail.text)
         self._keep_received(session, ticket, inbound, received, kind)
         inbound.ticket = ticket
-        log.warning(
+        on_commit(
+            session,
+            log.warning,
             "ticket %s: automatic mail attached, not answered: %s",
             ticket.reference,
             reason,

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.archive import ArchivedMail
 from mailbot.attachments import StoredAttachment
+from mailbot.commitlog import on_commit
 from mailbot.db import SessionFactory
 from mailbot.errors import MessageError
 from mailbot.letters import Received
@@ -154,8 +155,12 @@ def duplicate(
     with session.no_autoflush:
         ticket = earlier.ticket
     reference = ticket.reference if ticket is not None else None
-    log.info(
-        "message %s: seen again via %s, skipped", archived.sha256[:12], origin.account
+    on_commit(
+        session,
+        log.info,
+        "message %s: seen again via %s, skipped",
+        archived.sha256[:12],
+        origin.account,
     )
     return Disposition(Outcome.DUPLICATE, earlier, reference, "already received")
 
@@ -190,7 +195,13 @@ def quarantine_within(
             session, key, archived, origin, now=now, status=quarantined
         )
     inbound.reason = reason[:2000]
-    log.warning("message %s: quarantined: %s", archived.sha256[:12], reason[:200])
+    on_commit(
+        session,
+        log.warning,
+        "message %s: quarantined: %s",
+        archived.sha256[:12],
+        reason[:200],
+    )
     return Disposition(Outcome.QUARANTINED, inbound, None, reason)
 
 

@@ -132,9 +132,9 @@ class Intake:
                 session.flush()
                 return [disposition.result() for disposition in ended]
         except Exception as exc:  # noqa: BLE001 - the batch boundary: go one by one
+            # Nothing of the batch was logged: state changes log on commit.
             log.warning(
-                "batch of %d messages rolled back (%s: %s); taking them one at a "
-                "time, and tickets logged for this batch so far were not kept",
+                "batch of %d messages rolled back (%s: %s); taking them one at a time",
                 len(messages),
                 type(exc).__name__,
                 str(exc)[:200],

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.clock import Clock
+from mailbot.commitlog import on_commit
 from mailbot.compose import Letter, compose
 from mailbot.config import SmtpConfig
 from mailbot.db import SessionFactory
@@ -63,7 +64,7 @@ def queue(
     message = add_message(session, ticket, record)
     item = queue_letter(session, letter, message_id=message_id, sender=sender, now=now)
     item.ticket, item.message = ticket, message
-    log.info("ticket %s: %s queued", ticket.reference, letter.kind)
+    on_commit(session, log.info, "ticket %s: %s queued", ticket.reference, letter.kind)
     return item
 
 

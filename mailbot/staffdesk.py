@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from mailbot.commands import Instructions, Invocation, Scope, read_commands
+from mailbot.commitlog import on_commit
 from mailbot.config import Settings, StaffConfig, UnitConfig
 from mailbot.deskletters import DeskLetters, StaffAnswer
 from mailbot.errors import CommandError
@@ -224,7 +225,14 @@ class _Turn:
         self._event(
             "forwarded", f"{old} -> {unit.code}" + (f": {rest}" if rest else "")
         )
-        log.info("ticket %s: forwarded %s -> %s", self.ticket.reference, old, unit.code)
+        on_commit(
+            self.session,
+            log.info,
+            "ticket %s: forwarded %s -> %s",
+            self.ticket.reference,
+            old,
+            unit.code,
+        )
         self.letters.forwarded(self.session, self.ticket, self.staff, rest, self.now)
 
     def reject(self, text: str) -> None:
@@ -276,7 +284,9 @@ class _Turn:
     def refuse(self, problems: list[str]) -> DeskResult:
         """Change nothing; tell the sender what was wrong."""
         self._event("command_refused", "; ".join(problems))
-        log.warning(
+        on_commit(
+            self.session,
+            log.warning,
             "ticket %s: staff command refused: %s",
             self.ticket.reference,
             "; ".join(problems),

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from mailbot.commitlog import on_commit
 from mailbot.models import Direction, Event, Message, Ticket, TicketStatus
 from mailbot.pending import note_message, note_ticket
 from mailbot.policy import SlaConfig
@@ -80,7 +81,13 @@ def open_ticket(
     if new.matched_keywords:
         detail += f" (keywords: {', '.join(new.matched_keywords)})"
     record_event(session, ticket, "created", detail, at=new.received_at)
-    log.info("ticket %s: created, routed to %s", ticket.reference, new.unit_code)
+    on_commit(
+        session,
+        log.info,
+        "ticket %s: created, routed to %s",
+        ticket.reference,
+        new.unit_code,
+    )
     return ticket
 
 
@@ -116,7 +123,15 @@ def change_status(
     if status == TicketStatus.ANSWERED and ticket.answered_at is None:
         ticket.answered_at = at  # the first answer is the response time
     record_event(session, ticket, "status", f"{old} -> {status}", at=at, actor=actor)
-    log.info("ticket %s: status %s -> %s by %s", ticket.reference, old, status, actor)
+    on_commit(
+        session,
+        log.info,
+        "ticket %s: status %s -> %s by %s",
+        ticket.reference,
+        old,
+        status,
+        actor,
+    )
 
 
 @dataclass(frozen=True)

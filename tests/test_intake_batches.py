@@ -7,6 +7,7 @@ same batch, the auto-reply count) before anything is written.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -174,6 +175,7 @@ def test_a_failure_after_writing_takes_the_batch_one_at_a_time(
         part.unlink()
     office.intake.filing.letters.renderer = Renderer(templates, timezone="Asia/Jakarta")
     batch = _messages()[:3] + _messages()[6:8]
+    caplog.set_level(logging.INFO, logger="mailbot")
 
     results = office.intake.receive_batch([(raw, ORIGIN) for raw in batch])
 
@@ -195,6 +197,11 @@ def test_a_failure_after_writing_takes_the_batch_one_at_a_time(
     rolled_back = [r for r in caplog.records if "rolled back" in r.getMessage()]
     assert [r.getMessage()[:43] for r in rolled_back] == [
         "batch of 5 messages rolled back (MessageErr"
+    ]
+    # The rolled-back batch had created ticket 1 already; only kept tickets log.
+    created = [r.getMessage() for r in caplog.records if ": created" in r.getMessage()]
+    assert created == [
+        f"ticket {_reference(n)}: created, routed to ekbang" for n in (1, 2, 3)
     ]
 
 
