@@ -3,7 +3,8 @@
 Run on a schedule. Reads open tickets; for each, in its own transaction, writes
 at most one step: a reminder to the unit once ``reminder_share`` of the time is
 gone, then after the due time one escalation step per configured delay, to the
-Kasubag Umum, the Sekcam and the Camat in turn. Each step is recorded on the
+Kasubag Umum, the Sekcam and the Camat in turn; a post nobody holds is passed
+over to the next one up. Each step is recorded on the
 ticket (a column and an Event) in the same transaction that queues its letters,
 so a rerun of the sweep sends nothing twice.
 """
@@ -146,6 +147,7 @@ class SlaWatch:
     def _escalate(
         self, session: Session, ticket: Ticket, step: int, now: datetime
     ) -> None:
+        step, passed = self._first_held(step)
         role = CHAIN[step - 1]
         recipients = self.settings.staff_with_role(role)
         fields = self._fields(ticket, now)
@@ -157,6 +159,8 @@ class SlaWatch:
 
         ticket.escalation_step = step
         detail = f"step {step}: {role}, {len(recipients)} recipients"
+        if passed:
+            detail += f" (no staff with role {', '.join(passed)})"
         record_event(session, ticket, "escalation", detail, at=now)
         if not recipients:
             on_commit(
@@ -174,6 +178,18 @@ class SlaWatch:
             role,
             step,
         )
+
+    def _first_held(self, step: int) -> tuple[int, list[Role]]:
+        """The first step from ``step`` up whose role someone holds, and the roles
+        passed over: an overdue ticket must reach a person, not wait a step's delay
+        for an empty post."""
+        passed: list[Role] = []
+        while step < len(self.delays) and not self.settings.staff_with_role(
+            CHAIN[step - 1]
+        ):
+            passed.append(CHAIN[step - 1])
+            step += 1
+        return step, passed
 
     def _send(
         self,

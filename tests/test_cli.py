@@ -26,9 +26,9 @@ def test_check_names_every_missing_secret_and_fails(tmp_path: Path) -> None:
     assert done.stdout.splitlines()[5:] == [
         "warning: no [[staff]] with role operator: mailbox alerts reach only the "
         "Kasubag Umum",
-        "warning: no [[staff]] with role kasubag_umum: escalation step 1 and mailbox "
-        "alerts reach nobody",
-        "warning: no [[staff]] with role sekcam: escalation step 2 reaches nobody",
+        "warning: no [[staff]] with role kasubag_umum: escalation passes this post "
+        "over; mailbox alerts reach nobody",
+        "warning: no [[staff]] with role sekcam: escalation passes this post over",
         "warning: no [[staff]] with role camat: escalation step 3 and the daily "
         "digest reach nobody",
         "problem: office.signing_key_env: environment variable MAILBOT_NO_SUCH_KEY "

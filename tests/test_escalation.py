@@ -126,6 +126,34 @@ def test_a_sweep_after_the_due_time_escalates_without_a_late_reminder(
     ]
 
 
+def test_a_post_nobody_holds_is_passed_over_to_the_next_one_up(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path)
+    settings = settings.model_copy(
+        update={"staff": tuple(s for s in settings.staff if s.role != "kasubag_umum")}
+    )
+    app = App.build(settings, FixedClock(RECEIVED))
+    watch = sla_watch(app)
+    ticket_id = open_one(app, TicketStatus.IN_PROGRESS)
+
+    moments = [DUE, DUE + timedelta(hours=4), DUE + timedelta(hours=8)]
+    escalated = [watch.sweep(moment).escalated for moment in moments]
+
+    assert escalated == [1, 0, 1]
+    assert [kind_to for kind_to in letters(app) if kind_to[0] == "sla_escalation"] == [
+        ("sla_escalation", "sekcam@porong.example.go.id"),
+        ("sla_escalation", "camat@porong.example.go.id"),
+    ]
+    assert history(app, ticket_id) == [
+        (
+            "escalation",
+            "step 2: sekcam, 1 recipients (no staff with role kasubag_umum)",
+        ),
+        ("escalation", "step 3: camat, 1 recipients"),
+    ]
+
+
 @pytest.mark.parametrize("status", [TicketStatus.ANSWERED, TicketStatus.REJECTED])
 def test_closed_tickets_never_escalate(
     app: App, watch: SlaWatch, status: TicketStatus

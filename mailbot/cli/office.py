@@ -60,8 +60,8 @@ def check(context: Context, connect: bool) -> None:
 # Who the chain of the service standard needs, and what is lost without them.
 _CHAIN: tuple[tuple[Role, str], ...] = (
     ("operator", "mailbox alerts reach only the Kasubag Umum"),
-    ("kasubag_umum", "escalation step 1 and mailbox alerts reach nobody"),
-    ("sekcam", "escalation step 2 reaches nobody"),
+    ("kasubag_umum", "escalation passes this post over; mailbox alerts reach nobody"),
+    ("sekcam", "escalation passes this post over"),
     ("camat", "escalation step 3 and the daily digest reach nobody"),
 )
 
