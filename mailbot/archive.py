@@ -43,9 +43,18 @@ def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
     os.replace(temporary, path)
 
 
+def _legacy_path(data_dir: Path, sha256: str) -> Path:
+    return data_dir / "raw" / sha256[:2] / sha256[2:4] / f"{sha256}.eml"
+
+
 def archive(data_dir: Path, raw: bytes, *, durable: bool = True) -> ArchivedMail:
     """Keep the raw bytes; idempotent for the same bytes."""
     sha256 = hashlib.sha256(raw).hexdigest()
+    legacy = _legacy_path(data_dir, sha256)
+    # Mail archived before the one-level layout stays where the database has it.
+    if legacy.is_file() and legacy.stat().st_size == len(raw):
+        return ArchivedMail(sha256, legacy, len(raw))
+
     path = archive_path(data_dir, sha256)
     # A file cut short by a crash before sync_archive() is written again.
     if not path.exists() or path.stat().st_size != len(raw):

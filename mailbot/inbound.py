@@ -212,9 +212,20 @@ def take_quarantined(sessions: SessionFactory, inbound_id: int) -> tuple[bytes, 
         if inbound is None or inbound.status != InboundStatus.QUARANTINED:
             raise MessageError(f"no quarantined message {inbound_id}")
         origin = Origin(inbound.source.split(":", 1)[0], "", inbound.source)
-        path = Path(inbound.raw_path)
+        # Read first: a record whose raw file is missing must stay listed.
+        raw = _read_raw(inbound)
         session.execute(delete(InboundMail).where(InboundMail.id == inbound_id))
-    return path.read_bytes(), origin
+    return raw, origin
+
+
+def _read_raw(inbound: InboundMail) -> bytes:
+    try:
+        return Path(inbound.raw_path).read_bytes()
+    except OSError as exc:
+        raise MessageError(
+            f"quarantined message {inbound.id}: cannot read {inbound.raw_path}: "
+            f"{exc.strerror}"
+        ) from exc
 
 
 def keep(

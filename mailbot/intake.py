@@ -35,7 +35,7 @@ from mailbot.inbound import (
     take_quarantined,
 )
 from mailbot.parsing import ParsedMail, parse_message
-from mailbot.screening import Screening, Verdict, screen
+from mailbot.screening import Screening, Verdict, complainant_address, screen
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -229,8 +229,8 @@ class Intake:
             return duplicate(session, earlier, archived, origin)
 
         verdict = screen(mail, self.own_addresses, is_ours=self._is_ours)
-        if verdict.verdict == Verdict.PERSON and not mail.sender_address:
-            raise MessageError("no usable sender address in From")
+        if verdict.verdict == Verdict.PERSON:
+            _check_answerable(mail)
         return _Examined(mail, key, verdict)
 
     def _dispatch(
@@ -263,6 +263,15 @@ class _Examined:
     mail: ParsedMail
     key: str
     verdict: Screening
+
+
+def _check_answerable(mail: ParsedMail) -> None:
+    if not mail.sender_address:
+        raise MessageError("no usable sender address in From")
+    # Letters go out without SMTPUTF8, which not every server offers: an
+    # address with non-ASCII characters cannot be answered, so staff decide.
+    if not complainant_address(mail).isascii():
+        raise MessageError("sender address has non-ASCII characters; cannot answer it")
 
 
 def _own_addresses(settings: Settings) -> frozenset[str]:

@@ -21,6 +21,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.errors import HeaderParseError
 from email.message import Message
 
 from mailparser.dates import parse_mail_date
@@ -185,9 +186,9 @@ def _assemble(
         subject=subject,
         sender_name=sender_name,
         sender_address=sender_address,
-        reply_to=next(iter(_addresses(message, "reply-to")), ""),
-        to=_addresses(message, "to"),
-        cc=_addresses(message, "cc"),
+        reply_to=next(iter(_addresses(message, "reply-to", notes)), ""),
+        to=_addresses(message, "to", notes),
+        cc=_addresses(message, "cc", notes),
         date=_date(headers, now, notes),
         text=body.text(),
         html=body.html(),
@@ -242,7 +243,7 @@ def _message_id(headers: dict[str, list[str]], notes: list[str]) -> str | None:
 def _sender(
     message: Message, headers: dict[str, list[str]], notes: list[str]
 ) -> tuple[str, str]:
-    pairs = _address_pairs(message, "from")
+    pairs = _address_pairs(message, "from", notes)
     if not pairs:
         return "", ""
 
@@ -254,18 +255,26 @@ def _sender(
     return header_text(name, "sender name", notes), address
 
 
-def _addresses(message: Message, name: str) -> tuple[str, ...]:
-    return tuple(address for _, address in _address_pairs(message, name))
+def _addresses(message: Message, name: str, notes: list[str]) -> tuple[str, ...]:
+    return tuple(address for _, address in _address_pairs(message, name, notes))
 
 
-def _address_pairs(message: Message, name: str) -> list[tuple[str, str]]:
+def _address_pairs(
+    message: Message, name: str, notes: list[str]
+) -> list[tuple[str, str]]:
     # The first occurrence counts, as in mail-parser's own reading.
     value = message.get(name)
     if value is None:
         return []
-    pairs = get_addresses(value, decode_names=True)
+    try:
+        pairs = get_addresses(value, decode_names=True)
+    except HeaderParseError as error:
+        # e.g. an encoded word with broken base64 in the display name.
+        notes.append(f"{name}: {error}; read with the stdlib")
+        pairs = email.utils.getaddresses([str(value)])
     return [
-        (display, plain(address).lower())
+        # A name that only repeats the address is no name.
+        ("" if display == address else display, plain(address).lower())
         for display, address in pairs
         if address and _ADDR_SPEC.fullmatch(address)
     ]

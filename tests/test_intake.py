@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from mailbot.app import App
 from mailbot.config import parse_settings
+from mailbot.errors import MessageError
 from mailbot.importing import read_messages
 from mailbot.inbound import Origin, Outcome
 from mailbot.letters import NOTICE_TEXT_LIMIT, greeting_name, notice_text
@@ -138,6 +139,56 @@ def test_mail_without_a_sender_is_quarantined_and_can_be_retried(app: App) -> No
             (InboundStatus.QUARANTINED, "no usable sender address in From")
         ]
         assert Path(rows[0].raw_path).read_bytes() == raw
+
+
+def test_a_quarantined_message_whose_raw_file_is_gone_stays_listed(app: App) -> None:
+    raw = b"To: porong@sidoarjokab.go.id\nSubject: tanpa pengirim\n\nIsi.\n"
+    first = app.intake.receive(raw, Origin("import", "", "test"))
+    with app.sessions() as session:
+        path = Path(session.get_one(InboundMail, first.inbound_id).raw_path)
+    path.unlink()
+
+    with pytest.raises(MessageError) as refused:
+        app.intake.retry(first.inbound_id)
+
+    assert str(refused.value) == (
+        f"quarantined message {first.inbound_id}: cannot read {path}: "
+        "No such file or directory"
+    )
+    with app.sessions() as session:
+        rows = session.scalars(select(InboundMail)).all()
+        assert [(r.id, r.status) for r in rows] == [
+            (first.inbound_id, InboundStatus.QUARANTINED)
+        ]
+
+
+def test_a_sender_address_that_is_not_ascii_is_quarantined_with_its_reason(
+    app: App,
+) -> None:
+    raw = (
+        "From: Budi <budi@b\u00fccher.example>\nTo: porong@sidoarjokab.go.id\n"
+        "Subject: Jalan rusak\nMessage-ID: <idn-1@example.com>\n\nIsi.\n"
+    ).encode()
+
+    results = app.intake.receive_batch(
+        [
+            (raw, Origin("import", "", "a")),
+            (
+                _mail(
+                    "Budi <budi@example.com>", "Jalan rusak", "Isi.", "ok-1@example.com"
+                ),
+                Origin("import", "", "b"),
+            ),
+        ]
+    )
+
+    assert [(r.outcome, r.reason) for r in results] == [
+        (
+            Outcome.QUARANTINED,
+            "sender address has non-ASCII characters; cannot answer it",
+        ),
+        (Outcome.TICKET, ""),
+    ]
 
 
 def test_same_message_twice_is_one_ticket(app: App) -> None:

@@ -245,6 +245,31 @@ def test_broken_nested_boundaries_are_read_as_text() -> None:
     )
 
 
+def test_broken_base64_in_an_address_name_is_read_with_the_stdlib() -> None:
+    raw = replace_header(
+        "plain-complaint", b"From", b"From: =?utf-8?B?QnVka===?= <budi@example.com>"
+    ).replace(b"\r\nTo: ", b"\r\nTo: =?utf-8?B?QnVka===?= <porong@example.go.id>, ")
+
+    mail = parse_message(raw, now=NOW)
+
+    assert (mail.sender_name, mail.sender_address) == ("Bud", "budi@example.com")
+    assert mail.to[0] == "porong@example.go.id"
+    assert mail.defects[:2] == (
+        "from: Base64 decoding error; read with the stdlib",
+        "to: Base64 decoding error; read with the stdlib",
+    )
+
+
+def test_a_name_that_repeats_the_address_is_no_name() -> None:
+    raw = replace_header(
+        "plain-complaint", b"From", b"From: budi@example.com <budi@example.com>"
+    )
+
+    mail = parse_message(raw, now=NOW)
+
+    assert (mail.sender_name, mail.sender_address) == ("", "budi@example.com")
+
+
 def test_odd_message_id_and_ids_without_brackets() -> None:
     raw = replace_header(
         "plain-complaint", b"Message-ID", b"Message-ID: <[ABC====@host]>"
