@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import common
+import smtpsink  # on the path common sets up
 
 COMPLAINT = (
     "From: Warga {n} <warga{n}@example.com>\r\nTo: porong@sidoarjokab.go.id\r\n"
@@ -71,7 +72,7 @@ def main() -> None:
     common.heading("latency: APPEND of a complaint -> acknowledgement at SMTP")
     root = common.WORK / "latency"
     shutil.rmtree(root, ignore_errors=True)
-    sink = common.servers.SmtpSink()
+    sink = smtpsink.SmtpSink()
     sink.start()
     with common.dovecot_server() as server:
         user = server.take_user()

@@ -1,7 +1,7 @@
 """Shared helpers of the benchmarks: corpora, the test servers, timing, reports.
 
-The benchmarks reuse the real test servers from ``tests/servers.py`` (imported by
-path, not copied) and generate their corpora with the shared generator at
+The benchmarks reuse the real test servers from ``tests/`` (imported by path,
+not copied) and generate their corpora with the shared generator at
 ``../shared/bench/make_corpus.py`` relative to the repository.
 """
 
@@ -27,8 +27,10 @@ os.environ.setdefault("MAILBOT_BENCH_SIGNING_KEY", SIGNING_KEY)
 
 sys.path.insert(0, str(TESTS))
 
-# The test servers, reused by path: tests/servers.py and tests/clirun.py.
+# The test servers, reused by path from tests/.
 import clirun  # noqa: E402
+import dovecot  # noqa: E402
+import oauthserver  # noqa: E402
 import scratchdb  # noqa: E402
 import servers  # noqa: E402
 
@@ -152,11 +154,11 @@ def write_config(path: Path, data_dir: Path, extra: str = "") -> Path:
 
 @contextmanager
 def dovecot_server() -> Iterator[Any]:
-    """A private Dovecot from tests/servers.py, stopped and removed afterwards."""
+    """A private Dovecot from tests/dovecot.py, stopped and removed afterwards."""
     (WORK / "tls").mkdir(parents=True, exist_ok=True)
     tls = servers.make_tls(WORK / "tls")
-    oauth = servers.OAuthServer()
-    server = servers.launch_dovecot(tls, oauth.introspection_url)
+    oauth = oauthserver.OAuthServer()
+    server = dovecot.launch_dovecot(tls, oauth.introspection_url)
     try:
         yield server
     finally:

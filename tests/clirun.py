@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from servers import LOOPBACK, DovecotServer, ImapUser, SmtpSink
+from dovecot import DovecotServer, ImapUser
+from servers import LOOPBACK
+from smtpsink import SmtpSink
 
 SIGNING_KEY = "test-signing-key-0123456789abcdef"
 

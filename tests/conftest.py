@@ -14,17 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from dovecot import DovecotServer, ImapUser, launch_dovecot
+from oauthserver import OAuthServer
 from scratchdb import PostgresMissingError, scratch_database
-from servers import (
-    DovecotServer,
-    ImapUser,
-    OAuthServer,
-    SinkMode,
-    SmtpSink,
-    TlsFiles,
-    launch_dovecot,
-    make_tls,
-)
+from servers import TlsFiles, make_tls
+from smtpsink import SinkMode, SmtpSink
 
 _secret_names = itertools.count(1)
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 from clirun import SIGNING_KEY, Inbox, account_toml, mailbot, tickets_json, write_config
-from servers import DovecotServer, ImapUser, SmtpSink
+from dovecot import DovecotServer, ImapUser
+from smtpsink import SmtpSink
 
 from mailbot.config import load_settings
 from mailbot.db import make_engine, upgrade

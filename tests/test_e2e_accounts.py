@@ -7,7 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clirun import Inbox, account_toml, mailbot, tickets_json, write_config
-from servers import LOOPBACK, DovecotServer, ImapUser, OAuthServer, SmtpSink, TlsFiles
+from dovecot import DovecotServer, ImapUser
+from oauthserver import OAuthServer
+from servers import LOOPBACK, TlsFiles
+from smtpsink import SmtpSink
 
 DATA = Path(__file__).parent / "data"
 COMPLAINT = (DATA / "intake-complaint-ektp.eml").read_bytes()

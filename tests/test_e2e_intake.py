@@ -21,7 +21,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from clirun import Inbox, account_toml, mailbot, tickets_json, write_config
-from servers import DovecotServer, ImapUser, SmtpSink, wait_until
+from dovecot import DovecotServer, ImapUser
+from servers import wait_until
+from smtpsink import SmtpSink
 
 from mailbot.references import Reference
 

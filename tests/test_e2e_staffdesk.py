@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from clirun import Inbox, account_toml, mailbot, write_config
-from servers import DovecotServer, ImapUser, SmtpSink
+from dovecot import DovecotServer, ImapUser
+from smtpsink import SmtpSink
 
 from mailbot.references import Reference
 

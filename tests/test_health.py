@@ -10,8 +10,10 @@ from email.policy import default
 from pathlib import Path
 
 from clirun import Inbox, account_toml, mailbot, write_config
+from dovecot import DovecotServer, ImapUser
 from seeding import FixedClock, make_settings
-from servers import LOOPBACK, DovecotServer, ImapUser, SmtpSink
+from servers import LOOPBACK
+from smtpsink import SmtpSink
 from sqlalchemy import select
 
 from mailbot.app import App

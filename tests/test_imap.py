@@ -9,7 +9,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from servers import DovecotServer, ImapUser, OAuthServer
+from dovecot import DovecotServer, ImapUser
+from oauthserver import OAuthServer
 
 from mailbot.config import AccountConfig, Security
 from mailbot.errors import MailboxError

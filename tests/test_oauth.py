@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from servers import LOOPBACK, OAuthServer, free_ports
+from oauthserver import OAuthServer
+from servers import LOOPBACK, free_ports
 
 from mailbot.config import AccountConfig
 from mailbot.errors import ConfigError, MailboxError

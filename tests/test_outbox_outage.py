@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from clirun import mailbot, write_config
-from servers import LOOPBACK, SmtpSink
+from servers import LOOPBACK
+from smtpsink import SmtpSink
 
 from mailbot.config import SmtpConfig
 from mailbot.outbox import backoff

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from clirun import Inbox, account_toml
-from servers import DovecotServer, ImapUser
+from dovecot import DovecotServer, ImapUser
 from sqlalchemy import func, select
 
 from mailbot.app import App

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from clirun import SIGNING_KEY, Inbox, account_toml, mailbot, tickets_json, write_config
-from servers import DovecotServer, ImapUser
+from dovecot import DovecotServer, ImapUser
 from sqlalchemy import select
 
 from mailbot.app import App

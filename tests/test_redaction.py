@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from clirun import SIGNING_KEY, Inbox, account_toml, mailbot, tickets_json, write_config
-from servers import LOOPBACK, DovecotServer, ImapUser, SmtpSink
+from dovecot import DovecotServer, ImapUser
+from servers import LOOPBACK
+from smtpsink import SmtpSink
 
 from mailbot.app import App
 from mailbot.config import SmtpConfig, load_settings

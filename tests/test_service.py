@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from clirun import SIGNING_KEY, mailbot, write_config
 from digest_scenario import build
+from dovecot import DovecotServer, ImapUser
 from seeding import CHAIN_STAFF_TOML, add_ticket, make_settings
-from servers import LOOPBACK, DovecotServer, ImapUser, SmtpSink, wait_until
+from servers import LOOPBACK, wait_until
+from smtpsink import SmtpSink
 
 from mailbot.app import App
 from mailbot.config import SmtpConfig

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import LOOPBACK, SmtpSink
+from servers import LOOPBACK
+from smtpsink import SmtpSink
 
 from mailbot.config import SmtpConfig
 from mailbot.errors import DeliveryError

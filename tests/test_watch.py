@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 from clirun import SIGNING_KEY, Inbox, account_toml, write_config
-from servers import DovecotServer, ImapUser, SmtpSink, wait_until
+from dovecot import DovecotServer, ImapUser
+from servers import wait_until
+from smtpsink import SmtpSink
 
 from mailbot.imap import Mailbox
 from mailbot.watch import Watcher

@@ -23,7 +23,9 @@ from pathlib import Path
 import pytest
 from clirun import SIGNING_KEY, Inbox, account_toml, mailbot, write_config
 from conftest import fresh_postgres_database
-from servers import DovecotServer, ImapUser, SmtpSink, wait_until
+from dovecot import DovecotServer, ImapUser
+from servers import wait_until
+from smtpsink import SmtpSink
 from sqlalchemy import Engine, create_engine, func, select
 
 from mailbot.models import InboundMail, InboundStatus, OutboxItem, OutboxStatus, Ticket
