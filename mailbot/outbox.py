@@ -157,7 +157,8 @@ def _deliver_one(
     item.status = OutboxStatus.SENT
     item.sent_at = clock.now()
     item.last_reply = reply
-    log.info("outbox %d (%s, ticket id %s): sent", item.id, item.kind, item.ticket_id)
+    reference = item.ticket.reference if item.ticket is not None else "-"
+    log.info("ticket %s: %s sent (outbox %d)", reference, item.kind, item.id)
     return OutboxStatus.SENT
 
 

@@ -78,7 +78,8 @@ def test_smtp_down_then_failed_then_retried_by_hand(
     retried = [
         mailbot(config, "outbox", "retry", str(r["id"])).stdout.strip() for r in failed
     ]
-    resent = mailbot(config, "send").stdout.strip()
+    resent_run = mailbot(config, "-v", "send")
+    resent = resent_run.stdout.strip()
 
     assert [first, second, third] == [
         "sent 0, deferred 2, failed 0",
@@ -104,6 +105,12 @@ def test_smtp_down_then_failed_then_retried_by_hand(
     assert [r["reference"] for r in failed] == [failed[0]["reference"]] * 2
     assert retried == [f"outbox {r['id']}: queued" for r in failed]
     assert resent == "sent 2, deferred 0, failed 0"
+    reference = failed[0]["reference"]
+    assert [line.split(" INFO ")[1] for line in resent_run.stderr.splitlines()] == [
+        f"mailbot.outbox: ticket {reference}: acknowledgement sent (outbox 1)",
+        f"mailbot.outbox: ticket {reference}: unit_notification sent (outbox 2)",
+        "mailbot.outbox: outbox: 2 sent, 0 deferred, 0 failed",
+    ]
     assert _summary(_outbox(config)) == [
         ("acknowledgement", "sent", 4),
         ("unit_notification", "sent", 4),
