@@ -109,6 +109,10 @@ class AccountConfig(_Server):
     folder: str = "INBOX"
     processed_folder: str | None = None
     batch_size: Annotated[int, Field(gt=0, le=5000)] = 100
+    # The first poll of a folder this database has never seen takes only the
+    # messages nobody has read: a new installation on a mailbox of years, or a
+    # new database, must not acknowledge old mail. "all" takes everything.
+    first_poll: Literal["unseen", "all"] = "unseen"
 
     @model_validator(mode="after")
     def _auth_complete(self) -> AccountConfig:

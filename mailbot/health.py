@@ -210,9 +210,13 @@ def _check_account(
         with open_mailbox(account) as box:
             folder = box.select()
             uidvalidity, last_uid = last_uids.get(account.name, (0, 0))
-            if uidvalidity != folder.uidvalidity:
-                last_uid = 0
-            waiting = len(box.new_uids(last_uid))
+            if not uidvalidity and account.first_poll == "unseen":
+                # The first poll takes only unread mail (see polling).
+                waiting = len(box.unseen_uids())
+            else:
+                if uidvalidity != folder.uidvalidity:
+                    last_uid = 0
+                waiting = len(box.new_uids(last_uid))
     except MailboxError as exc:
         return ConnectionCheck(f"account {account.name}", False, str(exc))
     detail = f"logged in, {waiting} messages not yet imported"

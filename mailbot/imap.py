@@ -221,6 +221,12 @@ class Mailbox:
         # 6.4.8: the range is unordered), so filter.
         return sorted(uid for uid in found if uid >= first)
 
+    def unseen_uids(self) -> list[int]:
+        """UIDs without \\Seen in the selected folder, ascending."""
+        with self._failures("search"):
+            found = self._connection().search(["UNSEEN"])
+        return sorted(found)
+
     def fetch(self, uids: Sequence[int]) -> list[FetchedMail]:
         """Raw bytes and arrival time of these messages, one FETCH per batch.
 

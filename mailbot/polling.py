@@ -21,7 +21,7 @@ from mailbot.clock import Clock
 from mailbot.config import AccountConfig
 from mailbot.db import SessionFactory
 from mailbot.errors import MailboxError
-from mailbot.imap import FetchedMail, Mailbox
+from mailbot.imap import FetchedMail, FolderState, Mailbox
 from mailbot.inbound import Origin
 from mailbot.intake import Intake
 from mailbot.leases import acquire, holder_name, release
@@ -39,6 +39,20 @@ class PollReport:
     outcomes: dict[str, int]
     error: str = ""
     skipped: bool = False
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one poll will fetch, in batches."""
+
+    batches: list[list[int]]
+    # On first contact: the folder's UIDVALIDITY and its highest UID, stored
+    # once every batch is in.
+    first_contact: tuple[int, int] | None = None
+
+
+def _in_batches(uids: list[int], size: int) -> list[list[int]]:
+    return [uids[i : i + size] for i in range(0, len(uids), size)]
 
 
 class Poller:
@@ -97,7 +111,8 @@ class Poller:
         fetched = 0
         try:
             with self.open_mailbox(account) as box:
-                for batch in self._batches(box, account):
+                plan = self._plan(box, account)
+                for batch in plan.batches:
                     self._handle_batch(box, account, batch, outcomes)
                     fetched += len(batch)
                     if self.after_batch is not None:
@@ -109,6 +124,8 @@ class Poller:
                         now=self.clock.now(),
                         ttl=self.ttl,
                     )
+                if plan.first_contact is not None:
+                    self._know_folder(account, *plan.first_contact)
         except MailboxError as exc:
             self._record_error(account, str(exc))
             log.error("account %s: poll failed: %s", account.name, exc)
@@ -123,16 +140,43 @@ class Poller:
         )
         return PollReport(account.name, fetched, outcomes)
 
-    def _batches(self, box: Mailbox, account: AccountConfig) -> list[list[int]]:
+    def _plan(self, box: Mailbox, account: AccountConfig) -> _Plan:
         if self._nothing_new(box, account):
-            return []
+            return _Plan([])
 
         folder = box.select()
         last_uid = self._last_uid(account, folder.uidvalidity)
+        if last_uid is None:
+            return self._first_contact(box, account, folder)
         uids = box.new_uids(last_uid)
         self._record_waiting(account, len(uids))
-        size = account.batch_size
-        return [uids[i : i + size] for i in range(0, len(uids), size)]
+        return _Plan(_in_batches(uids, account.batch_size))
+
+    def _first_contact(
+        self, box: Mailbox, account: AccountConfig, folder: FolderState
+    ) -> _Plan:
+        uids = box.new_uids(0)
+        if account.first_poll == "unseen":
+            everything, uids = len(uids), box.unseen_uids()
+            log.info(
+                "account %s: first poll of %s: %d unread messages taken, %d read "
+                "ones left alone (first_poll = unseen)",
+                account.name,
+                account.folder,
+                len(uids),
+                everything - len(uids),
+            )
+        self._record_waiting(account, len(uids))
+        known = (folder.uidvalidity, folder.uidnext - 1)
+        return _Plan(_in_batches(uids, account.batch_size), known)
+
+    def _know_folder(self, account: AccountConfig, uidvalidity: int, last: int) -> None:
+        # Only now: a first poll cut short is a first poll again next time, and
+        # the mail it had not reached is still unread on the server.
+        with self.sessions.begin() as session:
+            state = self._state(session, account)
+            state.uidvalidity = uidvalidity
+            state.last_uid = max(state.last_uid, last)
 
     def _nothing_new(self, box: Mailbox, account: AccountConfig) -> bool:
         # STATUS costs the same for ten messages or a hundred thousand, where
@@ -156,19 +200,21 @@ class Poller:
         with self.sessions.begin() as session:
             self._state(session, account).waiting = count
 
-    def _last_uid(self, account: AccountConfig, uidvalidity: int) -> int:
+    def _last_uid(self, account: AccountConfig, uidvalidity: int) -> int | None:
+        """The last UID handled, 0 after a renumbering, None on first contact."""
         with self.sessions.begin() as session:
             state = self._state(session, account)
+            if not state.uidvalidity:
+                return None
             if state.uidvalidity != uidvalidity:
-                if state.uidvalidity:
-                    # The server renumbered the folder: read it all again; the
-                    # Message-ID de-duplication keeps this free of duplicates.
-                    log.warning(
-                        "account %s: UIDVALIDITY changed %d -> %d, resynchronising",
-                        account.name,
-                        state.uidvalidity,
-                        uidvalidity,
-                    )
+                # The server renumbered the folder: read it all again; the
+                # Message-ID de-duplication keeps this free of duplicates.
+                log.warning(
+                    "account %s: UIDVALIDITY changed %d -> %d, resynchronising",
+                    account.name,
+                    state.uidvalidity,
+                    uidvalidity,
+                )
                 state.uidvalidity, state.last_uid = uidvalidity, 0
             return state.last_uid
 

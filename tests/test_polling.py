@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from clirun import Inbox, account_toml
 from dovecot import DovecotServer, ImapUser
 from sqlalchemy import func, select
@@ -96,3 +97,76 @@ def test_a_poll_that_finds_nothing_new_asks_status_and_never_selects(
     assert first_calls == ["status", "select", "new_uids", "fetch"]
     assert idle_calls == ["status"]
     assert calls == ["status", "select", "new_uids", "fetch"]
+
+
+def _office(
+    tmp_path: Path, dovecot: DovecotServer, user: ImapUser, **extra: Any
+) -> App:
+    inbox = Inbox("dinas", user, "porong@sidoarjokab.go.id")
+    text = f'[storage]\ndata_dir = "{tmp_path}"\n' + account_toml(
+        dovecot, inbox, **extra
+    )
+    return App.build(parse_settings(text, "test"))
+
+
+def _tickets(app: App) -> list[str]:
+    with app.sessions() as session:
+        rows = session.scalars(select(InboundMail.source).order_by(InboundMail.id))
+        return [source.rsplit(":", 1)[1] for source in rows]
+
+
+def test_the_first_poll_of_a_folder_leaves_mail_already_read_alone(
+    tmp_path: Path, dovecot: DovecotServer, imap_user: ImapUser
+) -> None:
+    app = _office(tmp_path, dovecot, imap_user)
+    read = [dovecot.append(imap_user, _complaint(n), flags=[r"\Seen"]) for n in (0, 1)]
+    unread = dovecot.append(imap_user, _complaint(2))
+    read_later = dovecot.append(imap_user, _complaint(3), flags=[r"\Seen"])
+    poller = app.poller()
+    account = app.settings.accounts[0]
+
+    first = poller.poll(account)
+    # Mail that arrives after the first poll is new, read or not: staff may
+    # open it in webmail before mailbot gets to it.
+    after = dovecot.append(imap_user, _complaint(4), flags=[r"\Seen"])
+    second = poller.poll(account)
+
+    assert (first.fetched, second.fetched) == (1, 1)
+    assert _tickets(app) == [str(unread), str(after)]
+    assert [*read, read_later] == [unread - 2, unread - 1, unread + 1]
+
+
+def test_first_poll_all_takes_mail_already_read_too(
+    tmp_path: Path, dovecot: DovecotServer, imap_user: ImapUser
+) -> None:
+    app = _office(tmp_path, dovecot, imap_user, first_poll="all")
+    uids = [dovecot.append(imap_user, _complaint(n), flags=[r"\Seen"]) for n in (0, 1)]
+
+    report = app.poller().poll(app.settings.accounts[0])
+
+    assert report.fetched == 2
+    assert _tickets(app) == [str(uid) for uid in uids]
+
+
+def test_a_first_poll_cut_short_is_a_first_poll_again(
+    tmp_path: Path, dovecot: DovecotServer, imap_user: ImapUser
+) -> None:
+    app = _office(tmp_path, dovecot, imap_user, batch_size=1)
+    dovecot.append(imap_user, _complaint(0), flags=[r"\Seen"])
+    unread = [dovecot.append(imap_user, _complaint(n)) for n in (1, 2)]
+    dovecot.append(imap_user, _complaint(3), flags=[r"\Seen"])
+    poller = app.poller()
+    account = app.settings.accounts[0]
+
+    def stop() -> None:
+        raise KeyboardInterrupt
+
+    poller.after_batch = stop
+    with pytest.raises(KeyboardInterrupt):
+        poller.poll(account)
+    poller.after_batch = None
+    again = poller.poll(account)
+    idle = poller.poll(account)
+
+    assert (again.fetched, idle.fetched) == (1, 0)
+    assert _tickets(app) == [str(uid) for uid in unread]
