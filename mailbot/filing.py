@@ -36,7 +36,7 @@ from mailbot.screening import complainant_address
 from mailbot.signing import Signer
 from mailbot.sizelimits import store_within_limits
 from mailbot.staffdesk import StaffDesk
-from mailbot.threads import Thread, base_subject, find_thread
+from mailbot.threads import Link, Thread, base_subject, find_thread
 from mailbot.tickets import NewTicket, change_status, open_ticket, record_event
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,14 @@ class Filing:
         origin: Origin,
     ) -> Disposition:
         thread = self._find_thread(session, mail, self.staff)
+        if thread is not None and not self._may_join(thread, mail):
+            on_commit(
+                session,
+                log.info,
+                "ticket %s: a letter of it came back from someone else; new ticket",
+                thread.ticket.reference,
+            )
+            thread = None
         received = self._received(mail, archived)
         if mail.sender_address in self.staff:
             check = self._check_staff(mail, thread)
@@ -94,6 +102,14 @@ class Filing:
             return find_thread(
                 session, mail, self.signer, self.settings.office.reference_prefix, staff
             )
+
+    def _may_join(self, thread: Thread, mail: ParsedMail) -> bool:
+        # A letter of ours forwarded to a third person: as with a reference
+        # typed into a subject, only the complainant and staff join the ticket.
+        if thread.link != Link.SIGNED_ID or thread.addressed_to_sender:
+            return True
+        writers = {mail.sender_address, complainant_address(mail)}
+        return thread.ticket.complainant_email in writers or bool(writers & self.staff)
 
     def _keep_received(
         self,

@@ -145,19 +145,21 @@ class Poller:
             return _Plan([])
 
         folder = box.select()
-        last_uid = self._last_uid(account, folder.uidvalidity)
-        if last_uid is None:
-            return self._first_contact(box, account, folder)
+        last_uid, known = self._last_uid(account, folder.uidvalidity)
+        if not known:
+            return self._first_contact(box, account, folder, last_uid)
         uids = box.new_uids(last_uid)
         self._record_waiting(account, len(uids))
         return _Plan(_in_batches(uids, account.batch_size))
 
     def _first_contact(
-        self, box: Mailbox, account: AccountConfig, folder: FolderState
+        self, box: Mailbox, account: AccountConfig, folder: FolderState, last_uid: int
     ) -> _Plan:
-        uids = box.new_uids(0)
+        # Above last_uid: a first poll cut short goes on where it stopped.
+        uids = box.new_uids(last_uid)
         if account.first_poll == "unseen":
-            everything, uids = len(uids), box.unseen_uids()
+            unread = [uid for uid in box.unseen_uids() if uid > last_uid]
+            everything, uids = len(uids), unread
             log.info(
                 "account %s: first poll of %s: %d unread messages taken, %d read "
                 "ones left alone (first_poll = unseen)",
@@ -200,12 +202,13 @@ class Poller:
         with self.sessions.begin() as session:
             self._state(session, account).waiting = count
 
-    def _last_uid(self, account: AccountConfig, uidvalidity: int) -> int | None:
-        """The last UID handled, 0 after a renumbering, None on first contact."""
+    def _last_uid(self, account: AccountConfig, uidvalidity: int) -> tuple[int, bool]:
+        """The last UID handled (0 after a renumbering), and whether the folder
+        is known: False until its first poll has gone through."""
         with self.sessions.begin() as session:
             state = self._state(session, account)
             if not state.uidvalidity:
-                return None
+                return state.last_uid, False
             if state.uidvalidity != uidvalidity:
                 # The server renumbered the folder: read it all again; the
                 # Message-ID de-duplication keeps this free of duplicates.
@@ -216,7 +219,7 @@ class Poller:
                     uidvalidity,
                 )
                 state.uidvalidity, state.last_uid = uidvalidity, 0
-            return state.last_uid
+            return state.last_uid, True
 
     def _handle_batch(
         self,

@@ -3,7 +3,8 @@
 In order of certainty: one of our signed Message-IDs in In-Reply-To/References;
 any known Message-ID of a ticket there; a reference in the subject, which only
 counts for the ticket's own complainant (a stranger who types a reference must
-never reach, or learn anything of, that ticket).
+never reach, or learn anything of, that ticket). Filing applies the same rule to
+a signed id whose letter went to someone other than the sender.
 """
 
 from __future__ import annotations

@@ -74,7 +74,9 @@ def office(
     config = write_config(
         tmp_path / "mailbot.toml",
         data_dir=tmp_path / "storage",
-        accounts=[account_toml(dovecot, inbox, batch_size=2)],
+        # Each run restores the database but not the mailbox, whose messages a
+        # finished run marked read: every run must take them all again.
+        accounts=[account_toml(dovecot, inbox, batch_size=2, first_poll="all")],
         smtp=smtp_sink,
     )
     upgrade(make_engine(load_settings(config).storage.url))

@@ -91,3 +91,48 @@ def test_stranger_quoting_a_reference_gets_a_ticket_of_their_own(app: App) -> No
     shown = "\n".join([str(letter["Subject"]), *texts])
     assert first.reference not in shown
     assert shown.count(str(stranger.reference)) == 7
+
+
+def _acknowledgement_id(app: App, reference: str) -> str:
+    with app.sessions() as session:
+        ticket = session.scalars(
+            select(Ticket).where(Ticket.reference == reference)
+        ).one()
+        return next(
+            m.message_id for m in ticket.messages if m.kind == "acknowledgement"
+        )
+
+
+def _reply_to(sender: str, cited: str, message_id: str) -> bytes:
+    return _mail(sender, "Re: Pengaduan diterima", message_id).replace(
+        b"Content-Type:", f"In-Reply-To: <{cited}>\nContent-Type:".encode(), 1
+    )
+
+
+def test_a_stranger_answering_a_forwarded_letter_gets_a_ticket_of_their_own(
+    app: App,
+) -> None:
+    first = app.intake.receive(
+        _mail("Budi <budi@example.com>", "Jalan rusak di RT 03", "budi-1@example.com"),
+        FROM_CITIZEN,
+    )
+    assert first.reference is not None
+    before = _ticket(app, first.reference)
+    # Budi forwarded his acknowledgement; its Message-ID is signed for him.
+    letter = _acknowledgement_id(app, first.reference)
+
+    stranger = app.intake.receive(
+        _reply_to("Orang Luar <luar@example.net>", letter, "luar-1@example.net"),
+        FROM_CITIZEN,
+    )
+    budi = app.intake.receive(
+        _reply_to("Budi <budi@example.com>", letter, "budi-2@example.com"),
+        FROM_CITIZEN,
+    )
+
+    assert stranger.outcome == Outcome.TICKET
+    assert stranger.reference not in (None, first.reference)
+    assert (budi.outcome, budi.reference) == (Outcome.FOLLOW_UP, first.reference)
+    assert _ticket(app, str(stranger.reference))[2] == "luar@example.net"
+    assert before[1:] == (2, "budi@example.com", "Jalan rusak di RT 03")
+    assert _ticket(app, first.reference)[1] == 3
