@@ -23,11 +23,21 @@ from mailbot.deskletters import DeskLetters, StaffAnswer
 from mailbot.errors import CommandError
 from mailbot.letters import Received
 from mailbot.models import Event, Ticket, TicketStatus
+from mailbot.policy import Role
 from mailbot.tickets import change_status, record_event
 
 log = logging.getLogger(__name__)
 
 CLOSED = (TicketStatus.ANSWERED, TicketStatus.REJECTED)
+# The verification chain of the service standard, lowest post first.
+APPROVAL_ORDER: tuple[Role, ...] = ("operator", "kasubag_umum", "sekcam", "camat")
+ROLE_TITLES: dict[Role, str] = {
+    "operator": "Operator",
+    "kasubag_umum": "Kasubag Umum dan Kepegawaian",
+    "sekcam": "Sekretaris Camat",
+    "camat": "Camat",
+    "unit": "staf unit",
+}
 # Commands that decide what the complainant hears; one per reply, or it is unclear.
 DECISIONS = frozenset({"tanggapan", "tolak", "setuju"})
 NO_TAG_HINT = (
@@ -97,6 +107,8 @@ class StaffDesk:
             return self._forward_refusal(invocation.argument, ticket)
         if command.scope == Scope.APPROVER and pending_draft(ticket) is None:
             return f"#{command.name}: tidak ada draf tanggapan yang menunggu."
+        if command.name == "setuju" and not self.may_approve(ticket, turn.staff):
+            return "#setuju: draf sudah disetujui pada jabatan Bapak/Ibu."
         return ""
 
     def _forward_refusal(self, argument: str, ticket: Ticket) -> str:
@@ -140,10 +152,47 @@ class StaffDesk:
             return False
         return True
 
-    def approvers(self) -> list[str]:
-        """The addresses of the staff whose role approves responses."""
+    def approval_chain(self) -> list[Role]:
+        """The approving posts in the order of the verification chain."""
         roles = self.settings.workflow.approval
-        return [s.email for s in self.settings.staff if s.role in roles]
+        return [role for role in APPROVAL_ORDER if role in roles]
+
+    def approvers(self, role: Role | None = None) -> list[str]:
+        """The addresses of the staff holding ``role``, or the chain's first post
+        that someone holds."""
+        held = [r for r in self.approval_chain() if self.settings.staff_with_role(r)]
+        wanted = role if role is not None else (held[0] if held else None)
+        return [s.email for s in self.settings.staff if s.role == wanted]
+
+    def may_approve(self, ticket: Ticket, staff: StaffConfig) -> bool:
+        """Whether ``staff``'s post has yet to approve the pending draft; a
+        higher post's approval covers the lower ones."""
+        return self._post(staff) > self._reached(ticket)
+
+    def next_post(self, staff: StaffConfig) -> Role | None:
+        """The post that approves after ``staff``'s; None when theirs is the last."""
+        later = self.approval_chain()[self._post(staff) + 1 :]
+        held = [role for role in later if self.settings.staff_with_role(role)]
+        return held[0] if held else None
+
+    def _post(self, staff: StaffConfig) -> int:
+        chain = self.approval_chain()
+        return chain.index(staff.role) if staff.role in chain else -1
+
+    def _reached(self, ticket: Ticket) -> int:
+        chain = self.approval_chain()
+        approved = [chain.index(r) for r in self._approved_roles(ticket) if r in chain]
+        return max(approved, default=-1)
+
+    def _approved_roles(self, ticket: Ticket) -> list[Role]:
+        draft = pending_draft(ticket)
+        after = ticket.events[ticket.events.index(draft) + 1 :] if draft else []
+        roles = []
+        for event in after:
+            member = self.settings.staff_member(event.actor)
+            if event.action == "draft_approved" and member is not None:
+                roles.append(member.role)
+        return roles
 
 
 class _Turn:
@@ -266,7 +315,25 @@ class _Turn:
         if draft is None:  # checked before any command ran
             raise CommandError("approval without a pending draft")
         self._event("draft_approved", f"approved by {self.staff.name}")
-        self._send_response(draft.detail)
+        following = self.desk.next_post(self.staff)
+        if following is None:
+            self._send_response(draft.detail)
+            return
+
+        # The next post of the chain approves the same draft in turn.
+        author = self.desk.settings.staff_member(draft.actor) or self.staff
+        self.letters.approval_request(
+            self.session,
+            self.ticket,
+            draft.detail,
+            author=author,
+            approvers=self.desk.approvers(following),
+            now=self.now,
+        )
+        self.answer_to_staff.lines.append(
+            f"Draf disetujui dan diteruskan kepada {ROLE_TITLES[following]} untuk "
+            "persetujuan berikutnya; pengadu belum menerimanya."
+        )
 
     def revise(self, text: str) -> None:
         self._event("draft_revised", text)
@@ -310,11 +377,11 @@ class _Turn:
 
 
 def pending_draft(ticket: Ticket) -> Event | None:
-    """The newest draft response not yet approved or sent back."""
+    """The newest draft response not yet sent or sent back."""
     for event in reversed(ticket.events):
         if event.action == "draft":
             return event
-        if event.action in ("draft_approved", "draft_revised", "answered"):
+        if event.action in ("draft_revised", "answered"):
             return None
     return None
 

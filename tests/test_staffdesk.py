@@ -221,6 +221,85 @@ def test_with_approval_a_unit_answer_waits_for_the_approver(
     ]
 
 
+KASUBAG = "kasubag@porong.example.go.id"
+CAMAT = "camat@porong.example.go.id"
+UPPER_POSTS = f"""
+[[staff]]
+email = "{KASUBAG}"
+name = "Kasubag Umum"
+role = "kasubag_umum"
+
+[[staff]]
+email = "{CAMAT}"
+name = "Camat Porong"
+role = "camat"
+
+[workflow]
+approval = ["camat", "kasubag_umum", "sekcam"]
+"""
+
+
+def test_approval_by_several_posts_runs_up_the_chain_in_order(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk(UPPER_POSTS)
+
+    desk.reply(EKBANG, "#tanggapan Lampu diganti Senin, 7 Desember.")
+    desk.reply(KASUBAG, "#setuju")
+    desk.reply(CAMAT, "#revisi Sebutkan jam pengerjaannya.")
+    desk.reply(EKBANG, "#tanggapan Lampu diganti Senin, 7 Desember, pukul 09.00.")
+    # A higher post approving first covers the lower ones.
+    desk.reply(SEKCAM, "#setuju")
+    desk.reply(KASUBAG, "#setuju")
+    before_camat = desk.ticket().status
+    desk.reply(CAMAT, "#setuju")
+
+    assert desk.letters()[2:] == [
+        ("approval_request", (KASUBAG,)),
+        ("command_reply", (EKBANG,)),
+        ("approval_request", (SEKCAM,)),
+        ("command_reply", (KASUBAG,)),
+        ("unit_message", ("ekbang.porong@example.go.id",)),
+        ("approval_request", (KASUBAG,)),
+        ("command_reply", (EKBANG,)),
+        ("approval_request", (CAMAT,)),
+        ("command_reply", (SEKCAM,)),
+        ("command_reply", (KASUBAG,)),
+        ("final_response", (BUDI,)),
+    ]
+    assert before_camat == "in_progress"
+    assert "pukul 09.00" in desk.last_text()
+    assert desk.ticket().status == "answered"
+    assert [
+        (actor, action) for actor, action in desk.actions() if "draft" in action
+    ] == [
+        (EKBANG, "draft"),
+        (KASUBAG, "draft_approved"),
+        (CAMAT, "draft_revised"),
+        (EKBANG, "draft"),
+        (SEKCAM, "draft_approved"),
+        (CAMAT, "draft_approved"),
+    ]
+
+
+def test_a_post_that_approved_is_told_so_when_it_approves_again(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk(UPPER_POSTS)
+
+    desk.reply(EKBANG, "#tanggapan Lampu diganti Senin.")
+    desk.reply(KASUBAG, "#setuju")
+    forwarded = desk.last_text()
+    desk.reply(KASUBAG, "#setuju")
+
+    assert (
+        "Draf disetujui dan diteruskan kepada Sekretaris Camat untuk persetujuan "
+        "berikutnya; pengadu belum menerimanya."
+    ) in " ".join(forwarded.split())
+    assert "#setuju: draf sudah disetujui pada jabatan Bapak/Ibu." in desk.last_text()
+    assert desk.ticket().status == "in_progress"
+
+
 def test_setuju_without_a_draft_is_refused(make_desk: Callable[[str], Desk]) -> None:
     desk = make_desk('[workflow]\napproval = ["sekcam"]\n')
 
