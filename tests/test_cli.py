@@ -70,6 +70,18 @@ def test_reading_commands_never_create_a_database(tmp_path: Path) -> None:
     assert not (tmp_path / "storage" / "mailbot.sqlite3").exists()
 
 
+def test_listing_tickets_of_an_unknown_unit_names_the_units(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "mailbot.toml", data_dir=tmp_path / "storage")
+
+    listed = mailbot(config, "tickets", "list", "--unit", "foo", check=False)
+
+    assert (listed.returncode, listed.stdout) == (2, "")
+    assert listed.stderr.splitlines()[-1] == (
+        "Error: Invalid value for --unit: unknown unit 'foo' (units: umum, "
+        "pemerintahan, trantib, pmd, kesos, pelayanan, ekbang)"
+    )
+
+
 def test_a_folder_import_reads_files_whatever_their_names(tmp_path: Path) -> None:
     folder = tmp_path / "export"
     (folder / "deeper").mkdir(parents=True)

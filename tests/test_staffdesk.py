@@ -386,6 +386,10 @@ def test_forwarding_by_unit_name_and_to_an_unknown_unit(desk: Desk) -> None:
         ("command_reply", (OPERATOR,)),
         ("unit_notification", ("kesos.porong@example.go.id",)),
     ]
+    assert desk.last_text().startswith(
+        "DISPOSISI PENGADUAN untuk Seksi Kesejahteraan Sosial Didisposisikan oleh "
+        "Operator CS. Catatan disposisi: soal bantuan Nomor pengaduan"
+    )
 
 
 def test_tags_from_the_complainant_are_only_text(desk: Desk) -> None:

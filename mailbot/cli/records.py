@@ -39,6 +39,11 @@ def tickets_list(
     context: Context, status: str | None, unit: str | None, as_json: bool
 ) -> None:
     """Tickets, oldest first."""
+    codes = [u.code for u in context.settings.units]
+    if unit is not None and unit not in codes:
+        raise click.BadParameter(
+            f"unknown unit {unit!r} (units: {', '.join(codes)})", param_hint="--unit"
+        )
     with context.existing_app.sessions() as session:
         rows = list_tickets(
             session, status=TicketStatus(status) if status else None, unit=unit
