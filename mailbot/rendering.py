@@ -8,6 +8,7 @@ duration and size wording lives here so every template says them the same way.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -133,6 +134,44 @@ def status_label(status: str) -> str:
     return STATUS_LABELS.get(status, status)
 
 
+# Event details are written in English, the language of the logs; staff read a
+# ticket's history in Indonesian. The phrases mailbot itself writes, in order.
+_HISTORY_PHRASES = (
+    (re.compile(r"\(keywords: "), "(kata kunci: "),
+    (re.compile(r"^via signed-id$"), "membalas surat dari sistem"),
+    (re.compile(r"^via message-id$"), "membalas email pada tiket ini"),
+    (re.compile(r"^via subject$"), "nomor pengaduan di subjek"),
+    (re.compile(r"^complainant replied$"), "pengadu membalas"),
+    (re.compile(r"^continues "), "lanjutan dari "),
+    (re.compile(r"^continued in "), "dilanjutkan pada "),
+    (re.compile(r"^approved by "), "disetujui oleh "),
+    (re.compile(r"^final response sent by "), "tanggapan akhir dikirim oleh "),
+    (re.compile(r"^verified by "), "diverifikasi oleh "),
+    (re.compile(r"^step (\d+): "), r"tahap \1: "),
+    (re.compile(r"(\d+) recipients\b"), r"\1 penerima"),
+    (re.compile(r"\(no staff with role "), "(tidak ada staf dengan jabatan "),
+)
+
+
+# The actions whose details mailbot writes; the others hold staff's own words.
+_WRITTEN_BY_MAILBOT = frozenset(
+    {"created", "follow_up", "reopened", "linked", "draft_approved", "answered"}
+    | {"verified", "escalation", "reminder"}
+)
+
+
+def history_detail(detail: str, action: str) -> str:
+    """An event's detail as staff read it in a ticket's history."""
+    if action == "status":
+        old, arrow, new = detail.partition(" -> ")
+        return f"{status_label(old)} -> {status_label(new)}" if arrow else detail
+    if action not in _WRITTEN_BY_MAILBOT:
+        return detail
+    for pattern, replacement in _HISTORY_PHRASES:
+        detail = pattern.sub(replacement, detail)
+    return detail
+
+
 def line_breaks(text: str) -> Markup:
     """Escape text for HTML and keep its line breaks as ``<br>``."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -170,6 +209,7 @@ class Renderer:
             ukuran=format_size,
             baris=line_breaks,
             status_tiket=status_label,
+            riwayat=history_detail,
         )
         # Every staff letter ends with the command list, made from its table.
         self._env.globals["staff_commands"] = help_rows()

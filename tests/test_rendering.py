@@ -18,6 +18,7 @@ from mailbot.rendering import (
     format_response_window,
     format_size,
     format_wib,
+    history_detail,
     status_label,
 )
 
@@ -481,3 +482,36 @@ def test_acknowledgement_in_working_hours_mode_names_working_hours(
 
     assert "akan kami tanggapi dalam waktu 24 jam kerja, paling lambat" in text
     assert "1x24" not in text
+
+
+@pytest.mark.parametrize(
+    ("action", "detail", "shown"),
+    [
+        ("status", "received -> in_progress", "diterima -> sedang ditangani"),
+        (
+            "created",
+            "unit ekbang (keywords: pju, lampu)",
+            "unit ekbang (kata kunci: pju, lampu)",
+        ),
+        ("follow_up", "via signed-id", "membalas surat dari sistem"),
+        ("follow_up", "via subject", "nomor pengaduan di subjek"),
+        ("reopened", "complainant replied", "pengadu membalas"),
+        ("linked", "continues PRG-2026-000001-5", "lanjutan dari PRG-2026-000001-5"),
+        ("draft_approved", "approved by Camat Porong", "disetujui oleh Camat Porong"),
+        (
+            "escalation",
+            "step 2: sekcam, 1 recipients (no staff with role kasubag_umum)",
+            "tahap 2: sekcam, 1 penerima (tidak ada staf dengan jabatan kasubag_umum)",
+        ),
+        ("reminder", "unit ekbang: 2 recipients", "unit ekbang: 2 penerima"),
+        (
+            "note",
+            "via subject (keywords: x) 2 recipients",
+            "via subject (keywords: x) 2 recipients",
+        ),
+    ],
+)
+def test_history_details_are_shown_in_indonesian(
+    action: str, detail: str, shown: str
+) -> None:
+    assert history_detail(detail, action) == shown

@@ -182,7 +182,7 @@ def test_status_and_help_answer_the_sender_only(desk: Desk) -> None:
     assert desk.letters()[-1] == ("command_reply", (EKBANG,))
     text = desk.last_text()
     assert "STATUS TIKET" in text
-    assert "mailbot dibuat: unit ekbang (keywords: pju, lampu, gelap, pasar)" in (text)
+    assert "mailbot dibuat: unit ekbang (kata kunci: pju, lampu, gelap, pasar)" in text
     assert all(command.usage in text for command in COMMANDS)
     assert desk.ticket().status == "received"
 
