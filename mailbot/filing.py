@@ -307,7 +307,8 @@ class Filing:
     ) -> Disposition:
         if ticket is None:
             thread = self._find_thread(session, mail)
-            ticket = thread.ticket if thread is not None else None
+            if thread is not None and self._may_join(thread, mail):
+                ticket = thread.ticket
         inbound.status, inbound.reason = InboundStatus.AUTOMATIC, reason
         if ticket is None:
             on_commit(

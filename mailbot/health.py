@@ -210,12 +210,12 @@ def _check_account(
         with open_mailbox(account) as box:
             folder = box.select()
             uidvalidity, last_uid = last_uids.get(account.name, (0, 0))
+            if uidvalidity and uidvalidity != folder.uidvalidity:
+                uidvalidity = last_uid = 0  # renumbered: a first poll again
             if not uidvalidity and account.first_poll == "unseen":
-                # The first poll takes only unread mail (see polling).
-                waiting = len(box.unseen_uids())
+                # A first poll takes only unread mail (see polling).
+                waiting = len([u for u in box.unseen_uids() if u > last_uid])
             else:
-                if uidvalidity != folder.uidvalidity:
-                    last_uid = 0
                 waiting = len(box.new_uids(last_uid))
     except MailboxError as exc:
         return ConnectionCheck(f"account {account.name}", False, str(exc))

@@ -95,3 +95,13 @@ class SecurityConfig(Section):
 class WorkflowConfig(Section):
     reopen_days: Annotated[int, Field(ge=0, le=365)] = 14
     approval: tuple[Role, ...] = ()
+
+    @field_validator("approval")
+    @classmethod
+    def _posts_only(cls, roles: tuple[Role, ...]) -> tuple[Role, ...]:
+        # Unit staff write the drafts; approving is for the posts above them.
+        if "unit" in roles:
+            raise ValueError(
+                "'unit' cannot approve; use operator, kasubag_umum, sekcam or camat"
+            )
+        return roles

@@ -210,15 +210,17 @@ class Poller:
             if not state.uidvalidity:
                 return state.last_uid, False
             if state.uidvalidity != uidvalidity:
-                # The server renumbered the folder: read it all again; the
-                # Message-ID de-duplication keeps this free of duplicates.
+                # The server renumbered the folder: a first poll again, by the
+                # same rule (read mail the first one left alone stays alone);
+                # de-duplication keeps what is taken twice from counting twice.
                 log.warning(
                     "account %s: UIDVALIDITY changed %d -> %d, resynchronising",
                     account.name,
                     state.uidvalidity,
                     uidvalidity,
                 )
-                state.uidvalidity, state.last_uid = uidvalidity, 0
+                state.uidvalidity, state.last_uid = 0, 0
+                return 0, False
             return state.last_uid, True
 
     def _handle_batch(

@@ -39,7 +39,7 @@ ROLE_TITLES: dict[Role, str] = {
     "unit": "staf unit",
 }
 # Commands that decide what the complainant hears; one per reply, or it is unclear.
-DECISIONS = frozenset({"tanggapan", "tolak", "setuju"})
+DECISIONS = frozenset({"tanggapan", "tolak", "setuju", "revisi"})
 NO_TAG_HINT = (
     "Balasan Bapak/Ibu disimpan sebagai catatan internal dan TIDAK dikirim kepada "
     "pengadu. Untuk mengirim tanggapan, tulis #tanggapan di awal baris, diikuti "
@@ -93,7 +93,8 @@ class StaffDesk:
         names = [i.command.name for i in instructions.invocations]
         if sum(name in DECISIONS for name in names) > 1:
             problems.append(
-                "Satu balasan hanya boleh berisi satu #tanggapan, #tolak atau #setuju."
+                "Satu balasan hanya boleh berisi satu #tanggapan, #tolak, #setuju "
+                "atau #revisi."
             )
         return problems
 
@@ -105,10 +106,21 @@ class StaffDesk:
             return f"#{command.name}: tiket sudah {_closed_word(ticket)}."
         if command.name == "teruskan":
             return self._forward_refusal(invocation.argument, ticket)
-        if command.scope == Scope.APPROVER and pending_draft(ticket) is None:
-            return f"#{command.name}: tidak ada draf tanggapan yang menunggu."
-        if command.name == "setuju" and not self.may_approve(ticket, turn.staff):
+        return self._draft_refusal(command.name, command.scope, turn)
+
+    def _draft_refusal(self, name: str, scope: Scope, turn: _Turn) -> str:
+        ticket, staff = turn.ticket, turn.staff
+        if scope == Scope.APPROVER and pending_draft(ticket) is None:
+            return f"#{name}: tidak ada draf tanggapan yang menunggu."
+        if name == "setuju" and not self.may_approve(ticket, staff):
             return "#setuju: draf sudah disetujui pada jabatan Bapak/Ibu."
+        if name == "tanggapan" and self.needs_approval(staff) and pending_draft(ticket):
+            # An approval answers the draft its approver read: a second draft
+            # while one is out would take approvals meant for the first.
+            return (
+                "#tanggapan: draf sebelumnya masih menunggu persetujuan; "
+                "penyetuju dapat mengembalikannya dengan #revisi."
+            )
         return ""
 
     def _forward_refusal(self, argument: str, ticket: Ticket) -> str:

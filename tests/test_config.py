@@ -87,6 +87,13 @@ def test_bad_port_is_refused_by_name(port: str, expected: str) -> None:
     assert message == f"mailbot.toml: accounts[0].port: {expected}"
 
 
+def test_unit_staff_cannot_be_approvers() -> None:
+    assert refusal('[workflow]\napproval = ["unit", "sekcam"]\n') == (
+        "mailbot.toml: workflow.approval: 'unit' cannot approve; use operator, "
+        "kasubag_umum, sekcam or camat"
+    )
+
+
 def test_plain_text_is_refused_for_a_remote_host() -> None:
     message = refusal(ACCOUNT + 'security = "none"\n')
 

@@ -136,3 +136,21 @@ def test_a_stranger_answering_a_forwarded_letter_gets_a_ticket_of_their_own(
     assert _ticket(app, str(stranger.reference))[2] == "luar@example.net"
     assert before[1:] == (2, "budi@example.com", "Jalan rusak di RT 03")
     assert _ticket(app, first.reference)[1] == 3
+
+
+def test_an_automatic_reply_from_someone_else_is_not_attached(app: App) -> None:
+    first = app.intake.receive(
+        _mail("Budi <budi@example.com>", "Jalan rusak di RT 03", "budi-1@example.com"),
+        FROM_CITIZEN,
+    )
+    assert first.reference is not None
+    letter = _acknowledgement_id(app, first.reference)
+    away = _reply_to("Budi Kantor <budi@kantor.example>", letter, "away-1@example.net")
+    away = away.replace(
+        b"Content-Type:", b"Auto-Submitted: auto-replied\nContent-Type:"
+    )
+
+    result = app.intake.receive(away, FROM_CITIZEN)
+
+    assert (result.outcome, result.reference) == (Outcome.AUTOMATIC, None)
+    assert _ticket(app, first.reference)[1] == 2

@@ -170,3 +170,28 @@ def test_a_first_poll_cut_short_is_a_first_poll_again(
 
     assert (again.fetched, idle.fetched) == (1, 0)
     assert _tickets(app) == [str(uid) for uid in unread]
+
+
+def test_a_renumbered_folder_is_a_first_poll_again(
+    tmp_path: Path, dovecot: DovecotServer, imap_user: ImapUser
+) -> None:
+    app = _office(tmp_path, dovecot, imap_user, folder="Pengaduan")
+    for n in (0, 1):
+        dovecot.append(imap_user, _complaint(n), "Pengaduan", flags=[r"\Seen"])
+    dovecot.append(imap_user, _complaint(2), "Pengaduan")
+    poller = app.poller()
+    account = app.settings.accounts[0]
+    first = poller.poll(account)
+    # The server moves: the folder comes back renumbered, what was read still
+    # read, and one new complaint unread.
+    with dovecot.session(imap_user) as client:
+        client.delete_folder("Pengaduan")
+    for n in (0, 1, 2):
+        dovecot.append(imap_user, _complaint(n), "Pengaduan", flags=[r"\Seen"])
+    new = dovecot.append(imap_user, _complaint(3), "Pengaduan")
+
+    second = poller.poll(account)
+
+    assert (first.fetched, first.outcomes) == (1, {"ticket": 1})
+    assert (second.fetched, second.outcomes) == (1, {"ticket": 1})
+    assert _tickets(app)[-1] == str(new)

@@ -91,6 +91,12 @@ class Desk:
             tickets = session.scalars(select(Ticket).order_by(Ticket.id)).all()
             return tickets[seq - 1]
 
+    def history(self) -> list[tuple[str, str, str]]:
+        with self.app.sessions() as session:
+            ticket = session.scalars(select(Ticket)).first()
+            assert ticket is not None
+            return [(e.actor, e.action, e.detail) for e in ticket.events]
+
     def actions(self) -> list[tuple[str, str]]:
         with self.app.sessions() as session:
             ticket = session.scalars(select(Ticket)).first()
@@ -300,6 +306,49 @@ def test_a_post_that_approved_is_told_so_when_it_approves_again(
     assert desk.ticket().status == "in_progress"
 
 
+def test_approving_and_sending_back_in_one_reply_is_refused(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk(UPPER_POSTS)
+    desk.reply(EKBANG, "#tanggapan Lampu diganti Senin.")
+
+    desk.reply(KASUBAG, "#revisi Sebutkan jamnya.\n#setuju")
+
+    assert desk.ticket().status == "in_progress"
+    assert (
+        "Satu balasan hanya boleh berisi satu #tanggapan, #tolak, #setuju atau "
+        "#revisi." in desk.last_text()
+    )
+    assert [action for _, action in desk.actions()][-3:] == [
+        "draft",
+        "status",
+        "command_refused",
+    ]
+
+
+def test_a_second_draft_waits_until_the_first_is_sent_back(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk(UPPER_POSTS)
+    desk.reply(EKBANG, "#tanggapan TEKS SATU")
+    desk.reply(KASUBAG, "#setuju")
+
+    desk.reply(EKBANG, "#tanggapan TEKS DUA")
+    refusal = desk.last_text()
+    desk.reply(SEKCAM, "#revisi Perbaiki.")
+    desk.reply(EKBANG, "#tanggapan TEKS DUA")
+
+    assert (
+        "#tanggapan: draf sebelumnya masih menunggu persetujuan; penyetuju dapat "
+        "mengembalikannya dengan #revisi." in refusal
+    )
+    assert [(a, d) for _, a, d in desk.history() if a == "draft"] == [
+        ("draft", "TEKS SATU"),
+        ("draft", "TEKS DUA"),
+    ]
+    assert desk.letters()[-2] == ("approval_request", (KASUBAG,))
+
+
 def test_setuju_without_a_draft_is_refused(make_desk: Callable[[str], Desk]) -> None:
     desk = make_desk('[workflow]\napproval = ["sekcam"]\n')
 
@@ -367,8 +416,8 @@ def test_an_answer_and_a_rejection_in_one_reply_are_refused(desk: Desk) -> None:
 
     assert desk.ticket().status == "received"
     assert (
-        "Satu balasan hanya boleh berisi satu #tanggapan, #tolak atau #setuju."
-        in desk.last_text()
+        "Satu balasan hanya boleh berisi satu #tanggapan, #tolak, #setuju atau "
+        "#revisi." in desk.last_text()
     )
 
 
