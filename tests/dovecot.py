@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from imapclient import IMAPClient
-from servers import LOOPBACK, TlsFiles, free_ports, wait_until
+from servers import LOOPBACK, Restartable, TlsFiles, free_ports, wait_until
 
 from mailbot.config import AccountConfig, Security
 
@@ -159,7 +159,7 @@ def _scratch_dir() -> Path:
     return root
 
 
-class DovecotServer:
+class DovecotServer(Restartable):
     """A private Dovecot with a pool of ready users, run as a child process."""
 
     def __init__(self, tls: TlsFiles, introspection_url: str, pool: int = 500) -> None:
@@ -248,15 +248,6 @@ class DovecotServer:
             self._process.kill()
             self._process.wait()
         self._process = None
-
-    @contextmanager
-    def stopped(self) -> Iterator[None]:
-        """An outage: Dovecot is down inside the block and back up after it."""
-        self.stop()
-        try:
-            yield
-        finally:
-            self.start()
 
     def remove(self) -> None:
         """Delete the scratch directory (after ``stop``)."""

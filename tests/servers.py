@@ -9,6 +9,8 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,3 +85,22 @@ def make_tls(directory: Path) -> TlsFiles:
         for blob in leaf.cert_chain_pems:
             out.write(blob.bytes())
     return files
+
+
+class Restartable:
+    """A test server that stops and starts again on the same ports."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """An outage: the server is down inside the block and back up after it."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()

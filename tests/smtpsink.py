@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from servers import LOOPBACK, TlsFiles, free_ports, wait_until
+from servers import LOOPBACK, Restartable, TlsFiles, free_ports, wait_until
 
 # aiosmtpd warns about its own deprecated attribute on every AUTH.
 logging.getLogger("mail.log").setLevel(logging.ERROR)
@@ -69,7 +67,7 @@ class _SinkHandler:
         return self.sink.receive(session, envelope)
 
 
-class SmtpSink:
+class SmtpSink(Restartable):
     """An aiosmtpd server that keeps what it receives, or fails on request."""
 
     def __init__(
@@ -173,12 +171,3 @@ class SmtpSink:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
-
-    @contextmanager
-    def stopped(self) -> Iterator[None]:
-        """An outage: the port refuses connections inside the block."""
-        self.stop()
-        try:
-            yield
-        finally:
-            self.start()
