@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -237,6 +238,10 @@ class Settings(_Section):
     def staff_with_role(self, role: Role) -> tuple[str, ...]:
         """The addresses of the staff who hold this role."""
         return tuple(s.email for s in self.staff if s.role == role)
+
+    def first_held(self, roles: Sequence[Role]) -> Role | None:
+        """The first of ``roles`` that some staff member holds."""
+        return next((role for role in roles if self.staff_with_role(role)), None)
 
     def staff_member(self, address: str) -> StaffConfig | None:
         """The staff entry for this address; a unit's own mailbox acts as its unit."""

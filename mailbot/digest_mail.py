@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 from mailbot.compose import Letter
 from mailbot.config import Settings
 from mailbot.digest import Digest, OverdueTicket, UnitLoad, format_day
-from mailbot.escalation import CHAIN, CHAIN_TITLES
+from mailbot.escalation import CHAIN
 from mailbot.models import OutboxItem
 from mailbot.notices import office_sender, queue_notice
+from mailbot.policy import POST_TITLES
 from mailbot.rendering import Rendered, Renderer
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def _units(units: tuple[UnitLoad, ...]) -> list[dict[str, Any]]:
 
 def _overdue(row: OverdueTicket, settings: Settings) -> dict[str, Any]:
     step = row.escalation_step
-    title = CHAIN_TITLES[CHAIN[step - 1]] if 0 < step <= len(CHAIN) else "-"
+    title = POST_TITLES[CHAIN[step - 1]] if 0 < step <= len(CHAIN) else "-"
     return {
         **row.__dict__,
         "unit_name": settings.unit(row.unit).name,

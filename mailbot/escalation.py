@@ -27,7 +27,7 @@ from mailbot.db import SessionFactory
 from mailbot.identity import mask
 from mailbot.models import Ticket, TicketStatus
 from mailbot.outbox import Sender, queue
-from mailbot.policy import Role
+from mailbot.policy import POST_TITLES, VERIFICATION_CHAIN, Role
 from mailbot.references import parse_reference
 from mailbot.rendering import Renderer
 from mailbot.signing import Signer
@@ -37,12 +37,7 @@ from mailbot.tickets import record_event
 log = logging.getLogger(__name__)
 
 OPEN_STATES = (TicketStatus.RECEIVED, TicketStatus.IN_PROGRESS)
-CHAIN: tuple[Role, ...] = ("kasubag_umum", "sekcam", "camat")
-CHAIN_TITLES = {
-    "kasubag_umum": "Kasubag Umum dan Kepegawaian",
-    "sekcam": "Sekretaris Camat",
-    "camat": "Camat",
-}
+CHAIN: tuple[Role, ...] = VERIFICATION_CHAIN[1:]
 
 
 @dataclass(frozen=True)
@@ -151,9 +146,9 @@ class SlaWatch:
         role = CHAIN[step - 1]
         recipients = self.settings.staff_with_role(role)
         fields = self._fields(ticket, now)
-        fields.update(step=step, role_title=CHAIN_TITLES[role])
+        fields.update(step=step, role_title=POST_TITLES[role])
         body = self.renderer.render("staff/escalation", fields)
-        subject = f"[{ticket.reference}] Eskalasi ke {CHAIN_TITLES[role]}: lewat batas"
+        subject = f"[{ticket.reference}] Eskalasi ke {POST_TITLES[role]}: lewat batas"
         letter = Letter("sla_escalation", (), subject, body, ticket.inbox_address)
         self._send(session, ticket, letter, recipients, now)
 
@@ -183,13 +178,11 @@ class SlaWatch:
         """The first step from ``step`` up whose role someone holds, and the roles
         passed over: an overdue ticket must reach a person, not wait a step's delay
         for an empty post."""
-        passed: list[Role] = []
-        while step < len(self.delays) and not self.settings.staff_with_role(
-            CHAIN[step - 1]
-        ):
-            passed.append(CHAIN[step - 1])
-            step += 1
-        return step, passed
+        ahead = CHAIN[step - 1 : len(self.delays)]
+        held = self.settings.first_held(ahead)
+        # Nobody up the chain: the last step, to nobody, as a warning says.
+        reached = ahead.index(held) if held is not None else len(ahead) - 1
+        return step + reached, list(ahead[:reached])
 
     def _send(
         self,

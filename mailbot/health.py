@@ -27,6 +27,7 @@ from mailbot.imap import Mailbox
 from mailbot.models import MailboxIncident, MailboxState
 from mailbot.notices import queue_notice
 from mailbot.outbox import Sender
+from mailbot.polling import uids_to_take
 from mailbot.rendering import Renderer
 from mailbot.transport import SmtpTransport
 
@@ -212,11 +213,8 @@ def _check_account(
             uidvalidity, last_uid = last_uids.get(account.name, (0, 0))
             if uidvalidity and uidvalidity != folder.uidvalidity:
                 uidvalidity = last_uid = 0  # renumbered: a first poll again
-            if not uidvalidity and account.first_poll == "unseen":
-                # A first poll takes only unread mail (see polling).
-                waiting = len([u for u in box.unseen_uids() if u > last_uid])
-            else:
-                waiting = len(box.new_uids(last_uid))
+            first = not uidvalidity
+            waiting = len(uids_to_take(box, account, last_uid, first_poll=first))
     except MailboxError as exc:
         return ConnectionCheck(f"account {account.name}", False, str(exc))
     detail = f"logged in, {waiting} messages not yet imported"

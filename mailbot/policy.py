@@ -15,6 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 # porong" must fail at start, not when the first letter to it bounces.
 EmailAddress = Annotated[str, Field(pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")]
 Role = Literal["operator", "kasubag_umum", "sekcam", "camat", "unit"]
+# The verification chain of the service standard, lowest post first; approval
+# runs up it, and escalation goes up it from the Kasubag.
+VERIFICATION_CHAIN: tuple[Role, ...] = ("operator", "kasubag_umum", "sekcam", "camat")
+POST_TITLES: dict[Role, str] = {
+    "operator": "Operator",
+    "kasubag_umum": "Kasubag Umum dan Kepegawaian",
+    "sekcam": "Sekretaris Camat",
+    "camat": "Camat",
+    "unit": "staf unit",
+}
 
 
 class Section(BaseModel):

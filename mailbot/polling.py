@@ -51,6 +51,17 @@ class _Plan:
     first_contact: tuple[int, int] | None = None
 
 
+def uids_to_take(
+    box: Mailbox, account: AccountConfig, last_uid: int, *, first_poll: bool
+) -> list[int]:
+    """The UIDs a poll takes from the selected folder: every one above
+    ``last_uid``, or on a first poll with ``first_poll = "unseen"`` the unread
+    ones only, so that a new installation or database leaves read mail alone."""
+    if first_poll and account.first_poll == "unseen":
+        return [uid for uid in box.unseen_uids() if uid > last_uid]
+    return box.new_uids(last_uid)
+
+
 def _in_batches(uids: list[int], size: int) -> list[list[int]]:
     return [uids[i : i + size] for i in range(0, len(uids), size)]
 
@@ -156,17 +167,15 @@ class Poller:
         self, box: Mailbox, account: AccountConfig, folder: FolderState, last_uid: int
     ) -> _Plan:
         # Above last_uid: a first poll cut short goes on where it stopped.
-        uids = box.new_uids(last_uid)
+        uids = uids_to_take(box, account, last_uid, first_poll=True)
         if account.first_poll == "unseen":
-            unread = [uid for uid in box.unseen_uids() if uid > last_uid]
-            everything, uids = len(uids), unread
             log.info(
                 "account %s: first poll of %s: %d unread messages taken, %d read "
                 "ones left alone (first_poll = unseen)",
                 account.name,
                 account.folder,
                 len(uids),
-                everything - len(uids),
+                len(box.new_uids(last_uid)) - len(uids),
             )
         self._record_waiting(account, len(uids))
         known = (folder.uidvalidity, folder.uidnext - 1)

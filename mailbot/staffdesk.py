@@ -23,21 +23,12 @@ from mailbot.deskletters import DeskLetters, StaffAnswer
 from mailbot.errors import CommandError
 from mailbot.letters import Received
 from mailbot.models import Event, Ticket, TicketStatus
-from mailbot.policy import Role
+from mailbot.policy import POST_TITLES, VERIFICATION_CHAIN, Role
 from mailbot.tickets import change_status, record_event
 
 log = logging.getLogger(__name__)
 
 CLOSED = (TicketStatus.ANSWERED, TicketStatus.REJECTED)
-# The verification chain of the service standard, lowest post first.
-APPROVAL_ORDER: tuple[Role, ...] = ("operator", "kasubag_umum", "sekcam", "camat")
-ROLE_TITLES: dict[Role, str] = {
-    "operator": "Operator",
-    "kasubag_umum": "Kasubag Umum dan Kepegawaian",
-    "sekcam": "Sekretaris Camat",
-    "camat": "Camat",
-    "unit": "staf unit",
-}
 # Commands that decide what the complainant hears; one per reply, or it is unclear.
 DECISIONS = frozenset({"tanggapan", "tolak", "setuju", "revisi"})
 NO_TAG_HINT = (
@@ -159,7 +150,7 @@ class StaffDesk:
         """Whether this staff member's #tanggapan goes to the approvers first."""
         if not self.settings.workflow.approval or staff.role != "unit":
             return False
-        if not self.approvers():
+        if self.first_post() is None:
             log.warning("workflow.approval names roles no staff member has")
             return False
         return True
@@ -167,14 +158,11 @@ class StaffDesk:
     def approval_chain(self) -> list[Role]:
         """The approving posts in the order of the verification chain."""
         roles = self.settings.workflow.approval
-        return [role for role in APPROVAL_ORDER if role in roles]
+        return [role for role in VERIFICATION_CHAIN if role in roles]
 
-    def approvers(self, role: Role | None = None) -> list[str]:
-        """The addresses of the staff holding ``role``, or the chain's first post
-        that someone holds."""
-        held = [r for r in self.approval_chain() if self.settings.staff_with_role(r)]
-        wanted = role if role is not None else (held[0] if held else None)
-        return [s.email for s in self.settings.staff if s.role == wanted]
+    def first_post(self) -> Role | None:
+        """The first approving post that someone holds: drafts go there."""
+        return self.settings.first_held(self.approval_chain())
 
     def may_approve(self, ticket: Ticket, staff: StaffConfig) -> bool:
         """Whether ``staff``'s post has yet to approve the pending draft; a
@@ -183,9 +171,7 @@ class StaffDesk:
 
     def next_post(self, staff: StaffConfig) -> Role | None:
         """The post that approves after ``staff``'s; None when theirs is the last."""
-        later = self.approval_chain()[self._post(staff) + 1 :]
-        held = [role for role in later if self.settings.staff_with_role(role)]
-        return held[0] if held else None
+        return self.settings.first_held(self.approval_chain()[self._post(staff) + 1 :])
 
     def _post(self, staff: StaffConfig) -> int:
         chain = self.approval_chain()
@@ -257,19 +243,24 @@ class _Turn:
         self._status(TicketStatus.ANSWERED)
 
     def _draft(self, text: str) -> None:
-        approvers = self.desk.approvers()
-        self.letters.approval_request(
-            self.session,
-            self.ticket,
-            text,
-            author=self.staff,
-            approvers=approvers,
-            now=self.now,
-        )
+        post = self.desk.first_post()
+        if post is None:  # needs_approval said there is one
+            raise CommandError("a draft with nobody to approve it")
+        self._ask_approval(text, self.staff, post)
         self._event("draft", text)
         self._start()
         self.answer_to_staff.lines.append(
             "Draf tanggapan dikirim kepada penyetuju; pengadu belum menerimanya."
+        )
+
+    def _ask_approval(self, draft: str, author: StaffConfig, post: Role) -> None:
+        self.letters.approval_request(
+            self.session,
+            self.ticket,
+            draft,
+            author=author,
+            approvers=list(self.desk.settings.staff_with_role(post)),
+            now=self.now,
         )
 
     def note(self, text: str) -> None:
@@ -334,16 +325,9 @@ class _Turn:
 
         # The next post of the chain approves the same draft in turn.
         author = self.desk.settings.staff_member(draft.actor) or self.staff
-        self.letters.approval_request(
-            self.session,
-            self.ticket,
-            draft.detail,
-            author=author,
-            approvers=self.desk.approvers(following),
-            now=self.now,
-        )
+        self._ask_approval(draft.detail, author, following)
         self.answer_to_staff.lines.append(
-            f"Draf disetujui dan diteruskan kepada {ROLE_TITLES[following]} untuk "
+            f"Draf disetujui dan diteruskan kepada {POST_TITLES[following]} untuk "
             "persetujuan berikutnya; pengadu belum menerimanya."
         )
 

@@ -142,6 +142,9 @@ def test_check_connect_logs_into_every_account(
     user = imap_users()
     bad = Inbox("gmail", replace(user, password_env=secret_env("wrong")), "k@x.id")
     dovecot.append(good.user, b"Subject: hi\r\n\r\nhello\r\n")
+    # Read before mailbot's first poll: that poll leaves it alone, and so does
+    # the count.
+    dovecot.append(good.user, b"Subject: old\r\n\r\nread\r\n", flags=[r"\Seen"])
     config = write_config(
         tmp_path / "mailbot.toml",
         data_dir=tmp_path / "storage",
