@@ -243,6 +243,15 @@ class Settings(_Section):
         """The first of ``roles`` that some staff member holds."""
         return next((role for role in roles if self.staff_with_role(role)), None)
 
+    def unit_recipients(self, code: str) -> tuple[str, ...]:
+        """Who hears about a unit's tickets: its mailboxes, then its [[staff]]."""
+        unit = self.unit(code)
+        addresses = [*unit.emails, *(s.email for s in self.staff if s.unit == code)]
+        seen: dict[str, str] = {}
+        for address in addresses:
+            seen.setdefault(address.lower(), address)
+        return tuple(seen.values())
+
     def staff_member(self, address: str) -> StaffConfig | None:
         """The staff entry for this address; a unit's own mailbox acts as its unit."""
         wanted = address.strip().lower()

@@ -120,8 +120,7 @@ class SlaWatch:
 
     def _remind(self, session: Session, ticket: Ticket, now: datetime) -> None:
         unit = self.settings.unit(ticket.unit_code)
-        staff = [s.email for s in self.settings.staff if s.unit == unit.code]
-        recipients = _unique([*unit.emails, *staff])
+        recipients = self.settings.unit_recipients(unit.code)
         fields = self._fields(ticket, now)
         body = self.renderer.render("staff/reminder", fields)
         subject = f"[{ticket.reference}] Pengingat batas tanggapan: {fields['subject']}"
@@ -220,10 +219,3 @@ class SlaWatch:
             "now": now,
             "overdue": now >= ticket.due_at,
         }
-
-
-def _unique(addresses: list[str]) -> tuple[str, ...]:
-    seen: dict[str, str] = {}
-    for address in addresses:
-        seen.setdefault(address.lower(), address)
-    return tuple(seen.values())

@@ -172,10 +172,10 @@ class Correspondence:
     def send_to_unit(
         self, session: Session, ticket: Ticket, letter: Letter, now: datetime
     ) -> list[OutboxItem]:
-        """Queue a letter to every address of the ticket's unit."""
+        """Queue a letter to the unit's mailboxes and to each of its staff."""
         # One letter per address: each carries a Message-ID signed for its own
         # recipient, which later tells whose reply it is.
-        addresses = self.settings.unit(ticket.unit_code).emails
+        addresses = self.settings.unit_recipients(ticket.unit_code)
         return [
             self.send(session, ticket, replace(letter, to=(address,)), now)
             for address in addresses

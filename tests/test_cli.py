@@ -38,6 +38,27 @@ def test_check_names_every_missing_secret_and_fails(tmp_path: Path) -> None:
     ]
 
 
+def test_check_warns_of_a_unit_nobody_hears_about(tmp_path: Path) -> None:
+    config = tmp_path / "mailbot.toml"
+    config.write_text(
+        f'[storage]\ndata_dir = "{tmp_path}"\n'
+        '[[units]]\ncode = "umum"\nname = "Umum"\nfallback = true\n'
+        'emails = ["umum@porong.example.go.id"]\n'
+        '[[units]]\ncode = "kesos"\nname = "Kesos"\nkeywords = ["bansos"]\n'
+        '[[units]]\ncode = "ekbang"\nname = "Ekbang"\nkeywords = ["jalan"]\n'
+        '[[staff]]\nemail = "ekbang.staf@porong.example.go.id"\nname = "Hendra"\n'
+        'unit = "ekbang"\n',
+        "utf-8",
+    )
+
+    done = mailbot(config, "check", check=False)
+
+    assert [line for line in done.stdout.splitlines() if " unit " in line] == [
+        "warning: unit kesos has no emails and no [[staff]]: nobody is told of "
+        "its tickets"
+    ]
+
+
 def test_send_refuses_to_start_without_its_secret(tmp_path: Path) -> None:
     config = tmp_path / "mailbot.toml"
     config.write_text(

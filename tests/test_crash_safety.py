@@ -56,7 +56,7 @@ def _crash(config: Path, command: str, mode: str, *paths: str) -> Any:
 def _expected(outbox: dict[str, int]) -> dict[str, Any]:
     return {
         "complainants": sorted(f"{s}@example.com" for s in SENDERS),
-        "messages": [3, 3, 3],
+        "messages": [4, 4, 4],
         "inbound": {"ticket": 3},
         "outbox": outbox,
     }
@@ -100,7 +100,7 @@ def test_kill_at_every_step_of_a_poll_then_restart(office: Path) -> None:
     results = _crash(office, "poll", "each")
 
     assert _points(results) == POLL_STEPS
-    assert results == [_expected({"queued": 6})] * len(POLL_STEPS)
+    assert results == [_expected({"queued": 9})] * len(POLL_STEPS)
 
 
 def test_kills_in_a_row_during_poll_then_send(
@@ -114,12 +114,12 @@ def test_kills_in_a_row_during_poll_then_send(
     assert poll_kills == [*POLL_STEPS[:12], "fetch:before"]
     assert polled.stdout.strip() == "dinas: 0 fetched"
     assert sent.stdout.strip() == "sent 0, deferred 0, failed 0"
-    assert send_kills == ["deliver:before", "deliver:after"] * 2 + ["deliver:before"]
+    assert send_kills == ["deliver:before", "deliver:after"] * 3
     _assert_each_once(office)
     assert all("\\Seen" in f for f in dovecot.flags(imap_user).values())
     # Only a kill after the server accepted a letter, before our commit, sends
     # that letter a second time.
-    assert len(smtp_sink.messages) == 6 + send_kills.count("deliver:after")
+    assert len(smtp_sink.messages) == 9 + send_kills.count("deliver:after")
     assert {f"{s}@example.com" for s in SENDERS} <= {
         m.rcpt_tos[0] for m in smtp_sink.messages
     }
@@ -133,12 +133,13 @@ def test_kill_at_every_step_of_a_send_then_restart(
     results = _crash(office, "send", "each")
 
     points = _points(results)
-    assert points == ["deliver:before", "deliver:after"] * 6
-    assert results == [_expected({"sent": 6})] * 12
-    # Per kill point the killed run and the restart send six letters in all,
-    # seven where the kill fell between the server's acceptance and our commit;
-    # the last run of the driver, never killed, sends six more.
-    assert len(smtp_sink.messages) == 12 * 6 + points.count("deliver:after") + 6
+    assert points == ["deliver:before", "deliver:after"] * 9
+    assert results == [_expected({"sent": 9})] * 18
+    # Per kill point the killed run and the restart send nine letters in all
+    # (an acknowledgement and two ekbang notices per ticket), ten where the kill
+    # fell between the server's acceptance and our commit; the last run of the
+    # driver, never killed, sends nine more.
+    assert len(smtp_sink.messages) == 18 * 9 + points.count("deliver:after") + 9
 
 
 def test_kill_at_every_step_of_an_import_then_restart(
@@ -157,7 +158,7 @@ def test_kill_at_every_step_of_an_import_then_restart(
 
     # Three messages in batches of two: one transaction of two, one of one.
     assert _points(results) == ["receive_batch:before", "receive_batch:after"] * 2
-    assert results == [_expected({"queued": 6})] * 4
+    assert results == [_expected({"queued": 9})] * 4
 
 
 def _assert_each_once(config: Path) -> None:
@@ -165,6 +166,6 @@ def _assert_each_once(config: Path) -> None:
     assert sorted(t["complainant_email"] for t in tickets) == sorted(
         f"{s}@example.com" for s in SENDERS
     )
-    assert [t["message_count"] for t in tickets] == [3, 3, 3]
+    assert [t["message_count"] for t in tickets] == [4, 4, 4]
     outbox = json.loads(mailbot(config, "outbox", "list", "--json").stdout)
-    assert [row["status"] for row in outbox] == ["sent"] * 6
+    assert [row["status"] for row in outbox] == ["sent"] * 9

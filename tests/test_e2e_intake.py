@@ -94,7 +94,9 @@ def test_complaints_become_routed_tickets_and_are_acknowledged(
         "dinas: 5 fetched (1 automatic, 4 ticket)",
         "gmail: 3 fetched (1 duplicate, 2 ticket)",
     ]
-    assert sent.stdout.strip() == "sent 12, deferred 0, failed 0"
+    # Six acknowledgements, and six unit notices plus one more to the ekbang
+    # staff member for each of the two ekbang tickets.
+    assert sent.stdout.strip() == "sent 14, deferred 0, failed 0"
     tickets = tickets_json(config)
     assert [(t["reference"], t["unit"], t["complainant_email"]) for t in tickets] == [
         (_reference(1), "ekbang", "budi.santoso@example.com"),
@@ -105,7 +107,7 @@ def test_complaints_become_routed_tickets_and_are_acknowledged(
         (_reference(6), "kesos", "sri.wahyuni@example.net"),
     ]
     assert {t["status"] for t in tickets} == {"received"}
-    assert [t["message_count"] for t in tickets] == [3] * 6
+    assert [t["message_count"] for t in tickets] == [4, 3, 3, 3, 4, 3]
 
 
 def test_acknowledgement_headers_and_recipients(
@@ -123,6 +125,8 @@ def test_acknowledgement_headers_and_recipients(
         ("dewi.lestari@example.com",),
         ("ekbang.porong@example.go.id",),
         ("ekbang.porong@example.go.id",),
+        ("ekbang.staf@porong.example.go.id",),
+        ("ekbang.staf@porong.example.go.id",),
     ]
     acks = [m for m in smtp_sink.messages if m.rcpt_tos[0].endswith("example.com")]
     budi = _parse(
@@ -158,7 +162,7 @@ def test_second_poll_creates_and_sends_nothing(
 
     assert again.stdout.splitlines() == ["dinas: 0 fetched", "gmail: 0 fetched"]
     assert resend.stdout.strip() == "sent 0, deferred 0, failed 0"
-    assert len(smtp_sink.messages) == 12
+    assert len(smtp_sink.messages) == 14
     assert len(tickets_json(config)) == 6
     seen = dovecot.flags(dinas.user)
     assert sorted(seen) == [1, 2, 3, 4, 5]
@@ -195,15 +199,18 @@ def test_citizen_reply_to_the_acknowledgement_is_a_follow_up(
     sent = mailbot(config, "send")
 
     assert polled.stdout.splitlines()[0] == "dinas: 1 fetched (1 follow_up)"
-    assert sent.stdout.strip() == "sent 1, deferred 0, failed 0"
+    assert sent.stdout.strip() == "sent 2, deferred 0, failed 0"
     notice = _parse(smtp_sink.messages[-1].raw)
-    assert smtp_sink.messages[-1].rcpt_tos == ("ekbang.porong@example.go.id",)
+    assert sorted(m.rcpt_tos for m in smtp_sink.messages[-2:]) == [
+        ("ekbang.porong@example.go.id",),
+        ("ekbang.staf@porong.example.go.id",),
+    ]
     assert notice["Subject"] == (
         f"[{_reference(1)}] Tambahan dari pelapor: Lampu PJU mati di Jl. Raya Porong"
     )
     tickets = tickets_json(config)
     assert [(t["reference"], t["message_count"]) for t in tickets] == [
-        (_reference(1), 5)
+        (_reference(1), 7)
     ]
 
 
@@ -256,5 +263,6 @@ def test_kill_between_commit_and_marking_leaves_no_duplicate(
         _reference(3),
     ]
     assert all("\\Seen" in f for f in dovecot.flags(dinas.user).values())
-    wait_until(lambda: len(smtp_sink.messages) == 6, 5, "six letters")
-    assert len(smtp_sink.messages) == 6
+    # Three acknowledgements, three unit notices, one to the ekbang staff member.
+    wait_until(lambda: len(smtp_sink.messages) == 7, 5, "seven letters")
+    assert len(smtp_sink.messages) == 7

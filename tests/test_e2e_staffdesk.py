@@ -200,11 +200,12 @@ def test_gmail_and_outlook_answers_reach_the_complainant_as_new_text_only(
         ("in", "complaint", BUDI),
         ("out", "acknowledgement", OFFICE),
         ("out", "unit_notification", OFFICE),
+        ("out", "unit_notification", OFFICE),
         ("in", "staff_reply", OPERATOR),
         ("in", "staff_reply", EKBANG_STAFF),
         ("out", "final_response", OFFICE),
     ]
-    assert view["messages"][4]["text"] == GMAIL_ANSWER.split("\n\n-- ", maxsplit=1)[0]
+    assert view["messages"][5]["text"] == GMAIL_ANSWER.split("\n\n-- ", maxsplit=1)[0]
 
 
 def test_notes_never_reach_the_complainant_and_forwarding_is_for_supervisors(
@@ -230,10 +231,11 @@ def test_notes_never_reach_the_complainant_and_forwarding_is_for_supervisors(
         ("ekbang.porong@example.go.id",),
         (EKBANG_STAFF,),
         (EKBANG_STAFF,),
+        (EKBANG_STAFF,),
         ("trantib.porong@example.go.id",),
     ]
     assert b"kabel putus" not in b"".join(m.raw for m in office.sink.messages)
-    hint, refusal = (_text(m.as_bytes()) for m in office.sent_to(EKBANG_STAFF))
+    _, hint, refusal = (_text(m.as_bytes()) for m in office.sent_to(EKBANG_STAFF))
     assert "TIDAK dikirim kepada pengadu" in " ".join(hint.split())
     assert "Perintah tidak dijalankan; tiket tidak berubah." in refusal
     assert "#teruskan: hanya untuk operator, Kasubag Umum, Sekcam atau Camat." in (
@@ -353,6 +355,7 @@ def test_a_forged_staff_sender_changes_nothing(
     assert [m.rcpt_tos for m in office.sink.messages] == [
         (BUDI,),
         ("ekbang.porong@example.go.id",),
+        (EKBANG_STAFF,),
     ]
     assert [(e["action"], e["detail"]) for e in view["history"][1:]] == [
         ("forged_sender", "neither DKIM nor SPF passed, aligned; evidence: none"),

@@ -82,12 +82,13 @@ def test_smtp_down_then_failed_then_retried_by_hand(
     resent = resent_run.stdout.strip()
 
     assert [first, second, third] == [
-        "sent 0, deferred 2, failed 0",
-        "sent 0, deferred 2, failed 0",
-        "sent 0, deferred 0, failed 2",
+        "sent 0, deferred 3, failed 0",
+        "sent 0, deferred 3, failed 0",
+        "sent 0, deferred 0, failed 3",
     ]
     assert _summary(after_first) == [
         ("acknowledgement", "queued", 1),
+        ("unit_notification", "queued", 1),
         ("unit_notification", "queued", 1),
     ]
     assert all(r["last_reply"].startswith(refused) for r in after_first)
@@ -101,23 +102,27 @@ def test_smtp_down_then_failed_then_retried_by_hand(
     assert _summary(failed) == [
         ("acknowledgement", "failed", 3),
         ("unit_notification", "failed", 3),
+        ("unit_notification", "failed", 3),
     ]
-    assert [r["reference"] for r in failed] == [failed[0]["reference"]] * 2
+    assert [r["reference"] for r in failed] == [failed[0]["reference"]] * 3
     assert retried == [f"outbox {r['id']}: queued" for r in failed]
-    assert resent == "sent 2, deferred 0, failed 0"
+    assert resent == "sent 3, deferred 0, failed 0"
     reference = failed[0]["reference"]
     assert [line.split(" INFO ")[1] for line in resent_run.stderr.splitlines()] == [
         f"mailbot.outbox: ticket {reference}: acknowledgement sent (outbox 1)",
         f"mailbot.outbox: ticket {reference}: unit_notification sent (outbox 2)",
-        "mailbot.outbox: outbox: 2 sent, 0 deferred, 0 failed",
+        f"mailbot.outbox: ticket {reference}: unit_notification sent (outbox 3)",
+        "mailbot.outbox: outbox: 3 sent, 0 deferred, 0 failed",
     ]
     assert _summary(_outbox(config)) == [
         ("acknowledgement", "sent", 4),
+        ("unit_notification", "sent", 4),
         ("unit_notification", "sent", 4),
     ]
     assert sorted(m.rcpt_tos for m in smtp_sink.messages) == [
         ("budi@example.com",),
         ("ekbang.porong@example.go.id",),
+        ("ekbang.staf@porong.example.go.id",),
     ]
 
 
@@ -136,8 +141,9 @@ def test_refusals_temporary_deferred_permanent_failed(
     sent = mailbot(config, "send").stdout.strip()
     rows = _outbox(config)
 
-    assert sent == "sent 0, deferred 1, failed 1"
+    assert sent == "sent 1, deferred 1, failed 1"
     assert [(r["status"], r["last_reply"]) for r in rows] == [
         ("failed", "refused budi@example.com: 550 5.1.1 Mailbox unavailable"),
         ("queued", "451 4.3.0 Refused by the test sink"),
+        ("sent", "250 2.0.0 Queued as sink-1"),
     ]

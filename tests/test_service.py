@@ -89,6 +89,7 @@ def test_a_poll_that_brings_a_complaint_sends_the_acknowledgement_at_once(
     assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == [
         "budi.santoso@example.com",
         "ekbang.porong@example.go.id",
+        "ekbang.staf@porong.example.go.id",
     ]
 
 

@@ -31,6 +31,9 @@ EKBANG = "ekbang.staf@porong.example.go.id"
 KESOS = "kesos.staf@porong.example.go.id"
 SEKCAM = "sekcam@porong.example.go.id"
 ORIGIN = Origin("dinas", OFFICE, "dinas:test")
+# The complaint every desk starts from brings the acknowledgement and a notice
+# to the ekbang mailbox and to Staf Ekbang.
+AFTER_INTAKE = 3
 STAFF = f"""
 [[staff]]
 email = "{OPERATOR}"
@@ -133,6 +136,16 @@ def desk(make_desk: Callable[[str], Desk]) -> Desk:
     return make_desk("")
 
 
+def test_a_new_ticket_is_told_to_the_unit_mailbox_and_each_of_its_staff(
+    desk: Desk,
+) -> None:
+    assert desk.letters() == [
+        ("acknowledgement", (BUDI,)),
+        ("unit_notification", ("ekbang.porong@example.go.id",)),
+        ("unit_notification", (EKBANG,)),
+    ]
+
+
 def test_staff_of_another_unit_may_not_note_or_answer(desk: Desk) -> None:
     outcome = desk.reply(KESOS, "#catatan sudah dicek\n#tanggapan selesai")
 
@@ -153,6 +166,7 @@ def test_an_unknown_tag_stops_every_command_of_the_reply(desk: Desk) -> None:
     assert [kind for kind, _ in desk.letters()] == [
         "acknowledgement",
         "unit_notification",
+        "unit_notification",
         "command_reply",
     ]
     assert "Perintah #tutup tidak dikenal." in desk.last_text()
@@ -166,7 +180,7 @@ def test_only_supervisors_reject_and_a_rejected_ticket_takes_no_commands(
     desk.reply(EKBANG, "#tanggapan sudah")
 
     assert desk.ticket().status == "rejected"
-    assert desk.letters()[2:] == [
+    assert desk.letters()[AFTER_INTAKE:] == [
         ("command_reply", (EKBANG,)),
         ("rejection", (BUDI,)),
         ("command_reply", (EKBANG,)),
@@ -210,10 +224,11 @@ def test_with_approval_a_unit_answer_waits_for_the_approver(
     desk.reply(EKBANG, "#tanggapan Lampu diganti Senin, 7 Desember.")
     desk.reply(SEKCAM, "#setuju")
 
-    assert [letter for letter in desk.letters()[2:]] == [
+    assert [letter for letter in desk.letters()[AFTER_INTAKE:]] == [
         ("approval_request", (SEKCAM,)),
         ("command_reply", (EKBANG,)),
         ("unit_message", ("ekbang.porong@example.go.id",)),
+        ("unit_message", (EKBANG,)),
         ("approval_request", (SEKCAM,)),
         ("command_reply", (EKBANG,)),
         ("final_response", (BUDI,)),
@@ -260,12 +275,13 @@ def test_approval_by_several_posts_runs_up_the_chain_in_order(
     before_camat = desk.ticket().status
     desk.reply(CAMAT, "#setuju")
 
-    assert desk.letters()[2:] == [
+    assert desk.letters()[AFTER_INTAKE:] == [
         ("approval_request", (KASUBAG,)),
         ("command_reply", (EKBANG,)),
         ("approval_request", (SEKCAM,)),
         ("command_reply", (KASUBAG,)),
         ("unit_message", ("ekbang.porong@example.go.id",)),
+        ("unit_message", (EKBANG,)),
         ("approval_request", (KASUBAG,)),
         ("command_reply", (EKBANG,)),
         ("approval_request", (CAMAT,)),
@@ -408,6 +424,7 @@ def test_a_forged_staff_reply_is_counted_for_the_digest(
     assert [kind for kind, _ in desk.letters()] == [
         "acknowledgement",
         "unit_notification",
+        "unit_notification",
     ]
 
 
@@ -431,9 +448,10 @@ def test_forwarding_by_unit_name_and_to_an_unknown_unit(desk: Desk) -> None:
         "trantib, pmd, kesos, pelayanan, ekbang)." in refusal
     )
     assert desk.ticket().unit_code == "kesos"
-    assert desk.letters()[2:] == [
+    assert desk.letters()[AFTER_INTAKE:] == [
         ("command_reply", (OPERATOR,)),
         ("unit_notification", ("kesos.porong@example.go.id",)),
+        ("unit_notification", (KESOS,)),
     ]
     assert desk.last_text().startswith(
         "DISPOSISI PENGADUAN untuk Seksi Kesejahteraan Sosial Didisposisikan oleh "
@@ -453,7 +471,7 @@ def test_tags_from_the_complainant_are_only_text(desk: Desk) -> None:
 
     assert outcome == Outcome.FOLLOW_UP
     assert desk.ticket().status == "received"
-    assert desk.letters()[-1] == (
-        "follow_up_notification",
-        ("ekbang.porong@example.go.id",),
-    )
+    assert desk.letters()[-2:] == [
+        ("follow_up_notification", ("ekbang.porong@example.go.id",)),
+        ("follow_up_notification", (EKBANG,)),
+    ]

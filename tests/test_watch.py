@@ -65,13 +65,14 @@ def test_run_acknowledges_a_complaint_between_scheduled_polls(
     process = _start_run(config, tmp_path / "run.log")
 
     dovecot.append(imap_user, COMPLAINT)
-    received = smtp_sink.wait_for(2, timeout=30.0)
+    received = smtp_sink.wait_for(3, timeout=30.0)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
 
     assert sorted(m.rcpt_tos for m in received) == [
         ("budi.santoso@example.com",),
         ("ekbang.porong@example.go.id",),
+        ("ekbang.staf@porong.example.go.id",),
     ]
     assert process.returncode == 0
 

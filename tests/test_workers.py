@@ -38,16 +38,17 @@ pytestmark = pytest.mark.postgres
 MESSAGES = int(os.environ.get("MAILBOT_WORKERS_MESSAGES", "200"))
 WORKERS = 4
 ACCOUNTS = 4
+# Subject, body, and the unit the default rules route it to.
 TOPICS = [
-    ("Lampu PJU mati", "Lampu penerangan jalan umum di gang kami mati."),
-    ("Sampah menumpuk", "Sampah di pasar menumpuk dan tidak diangkut."),
-    ("e-KTP belum jadi", "e-KTP saya belum dicetak sejak tiga bulan."),
-    ("Jalan berlubang", "Jalan desa berlubang besar dan membahayakan."),
+    ("Lampu PJU mati", "Lampu penerangan jalan umum di gang kami mati.", "ekbang"),
+    ("Sampah menumpuk", "Sampah di pasar menumpuk dan tidak diangkut.", "ekbang"),
+    ("e-KTP belum jadi", "e-KTP saya belum dicetak sejak tiga bulan.", "pelayanan"),
+    ("Jalan berlubang", "Jalan desa berlubang besar dan membahayakan.", "ekbang"),
 ]
 
 
 def _complaint(account: int, n: int) -> bytes:
-    subject, body = TOPICS[n % len(TOPICS)]
+    subject, body, _ = TOPICS[n % len(TOPICS)]
     return (
         f"From: Warga {account}-{n} <warga{account}x{n}@example.com>\r\n"
         f"To: porong@sidoarjokab.go.id\r\nSubject: {subject} {account}-{n}\r\n"
@@ -68,12 +69,26 @@ def _follow_up(account: int, n: int, parent: int) -> bytes:
     ).encode()
 
 
-def _mailbox(account: int, count: int) -> list[bytes]:
+def _is_follow_up(n: int) -> bool:
     # Every tenth message follows up the complaint five messages before it.
+    return n % 10 == 9
+
+
+def _mailbox(account: int, count: int) -> list[bytes]:
     return [
-        _follow_up(account, n, n - 5) if n % 10 == 9 else _complaint(account, n)
+        _follow_up(account, n, n - 5) if _is_follow_up(n) else _complaint(account, n)
         for n in range(count)
     ]
+
+
+def _ekbang_letters(per_account: int) -> tuple[int, int]:
+    """Ekbang's tickets and follow-ups: each also tells its staff member."""
+    ekbang = [n for n in range(per_account) if TOPICS[n % len(TOPICS)][2] == "ekbang"]
+    tickets = sum(1 for n in ekbang if not _is_follow_up(n))
+    follow_ups = sum(
+        1 for n in range(per_account) if _is_follow_up(n) and n - 5 in ekbang
+    )
+    return tickets * ACCOUNTS, follow_ups * ACCOUNTS
 
 
 @pytest.fixture
@@ -164,10 +179,11 @@ def test_four_workers_one_killed_make_every_ticket_once(
     assert sequences == list(range(1, complaints + 1))
     # No mailbox alert: the account of the killed worker was taken over long
     # before it could be called stale.
+    ekbang_tickets, ekbang_follow_ups = _ekbang_letters(per_account)
     assert kinds == {
         "acknowledgement": complaints,
-        "unit_notification": complaints,
-        "follow_up_notification": MESSAGES // 10,
+        "unit_notification": complaints + ekbang_tickets,
+        "follow_up_notification": MESSAGES // 10 + ekbang_follow_ups,
     }
     assert {row.status for row in outgoing} == {OutboxStatus.SENT}
     assert set(delivered) == {row.message_id for row in outgoing}

@@ -48,6 +48,12 @@ def check(context: Context, connect: bool) -> None:
     for role, purpose in _CHAIN:
         if not settings.staff_with_role(role):
             click.echo(f"warning: no [[staff]] with role {role}: {purpose}")
+    for unit in settings.units:
+        if not settings.unit_recipients(unit.code):
+            click.echo(
+                f"warning: unit {unit.code} has no emails and no [[staff]]: "
+                "nobody is told of its tickets"
+            )
     problems = _problems(settings)
     for problem in problems:
         click.echo(f"problem: {problem}")
