@@ -68,6 +68,12 @@ class SmtpTransport:
         try:
             options = _mail_options(connection, envelope_from, recipients, raw)
             return _transaction(connection, envelope_from, recipients, raw, options)
+        except DeliveryError:
+            # A refusal may leave the server's transaction open (some servers
+            # keep the envelope after a refused DATA); without RSET the next
+            # letter's MAIL would be answered "503 nested MAIL command".
+            self._reset(connection)
+            raise
         except smtplib.SMTPResponseException as exc:
             self.close()
             reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
@@ -90,6 +96,14 @@ class SmtpTransport:
             connection.quit()
         except _SMTP_ERRORS:
             connection.close()
+
+    def _reset(self, connection: smtplib.SMTP) -> None:
+        try:
+            code, _ = connection.rset()
+        except _SMTP_ERRORS:
+            code = 0
+        if code != 250:
+            self.close()
 
     def _connected(self) -> smtplib.SMTP:
         if self._connection is not None and _alive(self._connection):
@@ -190,12 +204,13 @@ def _transaction(
 ) -> str:
     code, reply = connection.mail(envelope_from, options)
     if code != 250:
-        connection.rset()
-        raise DeliveryError(f"{code} {_text(reply)}", permanent=code >= 500)
+        # 503 is a complaint about the session's command order, not about the
+        # letter: a fresh try on a reset session may well succeed.
+        permanent = code >= 500 and code != 503
+        raise DeliveryError(f"{code} {_text(reply)}", permanent=permanent)
 
     refused = _refused_recipients(connection, recipients)
     if len(refused) == len(recipients):
-        connection.rset()
         permanent = all(code >= 500 for code, _ in refused.values())
         raise DeliveryError(_refusals(refused), permanent=permanent)
 

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import LOOPBACK
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from servers import LOOPBACK, free_ports
 from smtpsink import SmtpSink
 
 from mailbot.config import SmtpConfig
@@ -161,6 +163,69 @@ def test_refused_data_raises_with_permanence_from_the_code(
     assert refused.value.reply == f"{code} {status} Refused by the test sink"
     assert refused.value.permanent is permanent
     assert after == "250 2.0.0 Queued as sink-1"
+
+
+class _StickySmtp(SMTP):
+    """A server that keeps the envelope after refusing DATA, as some do."""
+
+    refusing = True
+    keep_envelope = False
+
+    def _set_post_data_state(self) -> None:
+        if not self.keep_envelope:
+            super()._set_post_data_state()
+        self.keep_envelope = False
+
+
+class _RefuseFirst:
+    def __init__(self) -> None:
+        self.envelopes: list[tuple[str, list[str]]] = []
+
+    async def handle_DATA(
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        assert isinstance(server, _StickySmtp)
+        if server.refusing:
+            server.refusing = False
+            server.keep_envelope = True
+            return "451 4.3.0 Try again later"
+        self.envelopes.append((envelope.mail_from or "", list(envelope.rcpt_tos)))
+        return "250 OK"
+
+
+class _StickyController(Controller):
+    def factory(self) -> SMTP:
+        return _StickySmtp(self.handler)
+
+
+@pytest.fixture
+def sticky_server() -> Iterator[tuple[int, _RefuseFirst]]:
+    handler = _RefuseFirst()
+    port = free_ports(1)[0]
+    controller = _StickyController(handler, hostname=LOOPBACK, port=port)
+    controller.start()
+    yield port, handler
+    controller.stop()
+
+
+def test_a_refused_data_is_reset_before_the_next_letter(
+    sticky_server: tuple[int, _RefuseFirst],
+    transports: Callable[[SmtpConfig], SmtpTransport],
+) -> None:
+    port, handler = sticky_server
+    config = SmtpConfig(host=LOOPBACK, port=port, security="none", timeout_seconds=5)
+    transport = transports(config)
+
+    with pytest.raises(DeliveryError) as refused:
+        transport.deliver(OFFICE, [CITIZEN], ACKNOWLEDGEMENT)
+    after = transport.deliver(OFFICE, ["dua@example.net"], ACKNOWLEDGEMENT)
+
+    assert (refused.value.reply, refused.value.permanent) == (
+        "451 4.3.0 Try again later",
+        False,
+    )
+    assert after == "250 OK"
+    assert handler.envelopes == [(OFFICE, ["dua@example.net"])]
 
 
 def test_stopped_server_is_a_temporary_failure(
