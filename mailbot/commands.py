@@ -170,7 +170,11 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 _BY_TAG = {tag: command for command in COMMANDS for tag in command.tags}
-_TAG_LINE = re.compile(r"^[ \t]*#([A-Za-z]+)\b[ \t]*(.*)$")
+# A colon after the tag is allowed: "#tanggapan: Lampu sudah diganti."
+_TAG_LINE = re.compile(r"^[ \t]*#([A-Za-z]+)\b[ \t]*:?[ \t]*(.*)$")
+# Social-media hashtags in a signature ("#SidoarjoBersih", "#porong #sidoarjo").
+_CAMEL_CASE = re.compile(r"[a-z][A-Z]")
+_HASHTAGS_ONLY = re.compile(r"^[ \t]*#\w+(?:[ \t]+#\w+)+[ \t]*$")
 
 
 @dataclass(frozen=True)
@@ -216,14 +220,24 @@ def _suggestion(tag: str) -> str:
 
 
 def _tagged_blocks(text: str) -> list[tuple[str, str]]:
-    blocks: list[tuple[str, list[str]]] = []
+    # A hashtag line opens a block of its own that is then dropped, so that a
+    # signature's "#SidoarjoBersih" neither fails the reply nor joins the text
+    # of the command above it.
+    blocks: list[tuple[str | None, list[str]]] = []
     for line in text.splitlines():
         match = _TAG_LINE.match(line)
         if match is not None:
-            blocks.append((match[1], [match[2]]))
+            tag = None if _is_hashtag(match[1], line) else match[1]
+            blocks.append((tag, [match[2]]))
         elif blocks:
             blocks[-1][1].append(line)
-    return [(tag, "\n".join(lines).strip()) for tag, lines in blocks]
+    return [(tag, "\n".join(lines).strip()) for tag, lines in blocks if tag is not None]
+
+
+def _is_hashtag(tag: str, line: str) -> bool:
+    if find_command(tag) is not None:
+        return False
+    return bool(_CAMEL_CASE.search(tag) or _HASHTAGS_ONLY.match(line))
 
 
 def help_rows() -> list[dict[str, str]]:

@@ -59,6 +59,37 @@ def test_unknown_tags_and_missing_arguments_are_problems() -> None:
     assert [i.command.name for i in instructions.invocations] == ["catatan"]
 
 
+def test_a_colon_after_the_tag_is_not_part_of_the_argument() -> None:
+    text = "#Tanggapan: Lampu sudah diganti.\n#teruskan : kesos\n#status:"
+
+    assert _read(text) == [
+        ("tanggapan", "Lampu sudah diganti."),
+        ("teruskan", "kesos"),
+        ("status", ""),
+    ]
+
+
+def test_signature_hashtags_are_neither_commands_nor_text() -> None:
+    text = (
+        "#tanggapan Lampu sudah diganti.\n\nSalam,\nHendra\n#SidoarjoBersih\n"
+        "Seksi Ekbang\n#porong #sidoarjo\n#catatan cek lagi besok"
+    )
+
+    instructions = read_commands(text)
+
+    assert instructions.problems == ()
+    assert _read(text) == [
+        ("tanggapan", "Lampu sudah diganti.\n\nSalam,\nHendra"),
+        ("catatan", "cek lagi besok"),
+    ]
+
+
+def test_a_lone_lower_case_unknown_tag_is_still_a_problem() -> None:
+    instructions = read_commands("#tanggapan sudah\n#tutup")
+
+    assert instructions.problems == ("Perintah #tutup tidak dikenal.",)
+
+
 def test_text_without_tags_gives_nothing() -> None:
     instructions = read_commands("Sudah kami cek, besok diganti.")
 

@@ -214,6 +214,22 @@ def test_a_unit_mailbox_acts_as_its_unit(desk: Desk) -> None:
     assert desk.letters()[-1] == ("final_response", (BUDI,))
 
 
+def test_a_colon_after_the_tag_and_signature_hashtags_stay_out_of_the_answer(
+    desk: Desk,
+) -> None:
+    desk.reply(
+        EKBANG,
+        "#Tanggapan: Lampu sudah diganti.\n\nSalam,\nHendra\n#SidoarjoBersih #Porong",
+    )
+
+    text = desk.last_text()
+    assert desk.ticket().status == "answered"
+    assert desk.letters()[-1] == ("final_response", (BUDI,))
+    rule = "-" * 60
+    assert text.split(rule)[1] == " Lampu sudah diganti. Salam, Hendra "
+    assert "#" not in text
+
+
 def test_with_approval_a_unit_answer_waits_for_the_approver(
     make_desk: Callable[[str], Desk],
 ) -> None:
