@@ -10,9 +10,12 @@ as a message of its ticket.
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from pathlib import Path
 
 from sqlalchemy import bindparam, delete, select
@@ -80,9 +83,53 @@ class Disposition:
 _BY_KEY = select(InboundMail.id).where(InboundMail.dedupe_key == bindparam("key"))
 
 
+# The length of InboundMail.dedupe_key.
+_KEY_CHARS = 300
+# Enough of a file to hold its header block.
+_HEADER_BYTES = 256 * 1024
+
+
 def dedupe_key(message_id: str | None, archived: ArchivedMail) -> str:
     """The same complaint in both inboxes, or fetched twice, has one key."""
-    return f"mid:{message_id}" if message_id else f"sha:{archived.sha256}"
+    if not message_id:
+        return f"sha:{archived.sha256}"
+    key = f"mid:{message_id}"
+    if len(key) > _KEY_CHARS:
+        key = f"mid#{hashlib.sha256(message_id.encode()).hexdigest()}"
+    return key
+
+
+def same_message(earlier: InboundMail, raw: bytes) -> bool:
+    """Whether ``raw``, which has the Message-ID of ``earlier``, is that message.
+
+    The same message in both inboxes differs in its Received and Delivered-To
+    headers but keeps From, Date and Subject; a sender that stamps one
+    Message-ID on different mail (a badly made web form, a copied draft) does not.
+    """
+    try:
+        with open(earlier.raw_path, "rb") as archived:
+            before = archived.read(_HEADER_BYTES)
+    except OSError as exc:
+        # Without the earlier file, taking it for the same message loses
+        # nothing that is not already archived under its own digest.
+        log.warning("message %s: cannot compare: %s", earlier.sha256[:12], exc)
+        return True
+    return _identity(before) == _identity(raw[:_HEADER_BYTES])
+
+
+def reused_id_key(key: str, raw: bytes) -> str:
+    """The key of a message whose Message-ID a different, earlier message has."""
+    return f"{key[: _KEY_CHARS - 17]}#{_identity(raw[:_HEADER_BYTES])}"
+
+
+def _identity(raw: bytes) -> str:
+    headers = BytesHeaderParser(policy=compat32).parsebytes(raw, headersonly=True)
+    values = [" ".join(str(headers.get(name, "")).split()) for name in _IDENTITY]
+    text = "\n".join(values).encode("utf-8", "surrogateescape")
+    return hashlib.sha256(text).hexdigest()[:16]
+
+
+_IDENTITY = ("From", "Date", "Subject")
 
 
 def earlier_record(session: Session, key: str) -> InboundMail | None:

@@ -32,8 +32,11 @@ from mailbot.inbound import (
     quarantine,
     quarantine_within,
     record,
+    reused_id_key,
+    same_message,
     take_quarantined,
 )
+from mailbot.models import InboundMail
 from mailbot.parsing import ParsedMail, parse_message
 from mailbot.screening import Screening, Verdict, complainant_address, screen
 
@@ -223,8 +226,7 @@ class Intake:
     ) -> _Examined | Disposition:
         """Parse, de-duplicate and screen; everything that finds a message bad."""
         mail = parse_message(raw, now=self.clock.now())
-        key = dedupe_key(mail.message_id, archived)
-        earlier = earlier_record(session, key)
+        key, earlier = _earlier(session, mail, raw, archived)
         if earlier is not None:
             return duplicate(session, earlier, archived, origin)
 
@@ -254,6 +256,27 @@ class Intake:
 
     def _is_ours(self, message_id: str) -> bool:
         return self.signer.read_id(message_id) is not None
+
+
+def _earlier(
+    session: Session, mail: ParsedMail, raw: bytes, archived: ArchivedMail
+) -> tuple[str, InboundMail | None]:
+    """The message's key, and the record of its earlier copy if there is one."""
+    key = dedupe_key(mail.message_id, archived)
+    earlier = earlier_record(session, key)
+    if earlier is None or same_message(earlier, raw):
+        return key, earlier
+
+    first, key = earlier, reused_id_key(key, raw)
+    earlier = earlier_record(session, key)
+    if earlier is None:
+        log.warning(
+            "message %s: has the Message-ID of message %s, but From, Date or "
+            "Subject differ: received as a message of its own",
+            archived.sha256[:12],
+            first.sha256[:12],
+        )
+    return key, earlier
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mailbox
 import textwrap
@@ -197,6 +198,52 @@ def test_same_message_twice_is_one_ticket(app: App) -> None:
     outcomes = [_receive(app, raw)[0], _receive(app, raw)[0]]
 
     assert outcomes == [Outcome.TICKET, Outcome.DUPLICATE]
+
+
+def test_the_same_message_via_the_other_inbox_is_a_duplicate(app: App) -> None:
+    raw = (DATA / "intake-complaint-ektp.eml").read_bytes()
+    relayed = b"Received: from mx.gmail.example by imap\n" + raw
+
+    outcomes = [_receive(app, raw), _receive(app, relayed)]
+
+    assert [outcome for outcome, _ in outcomes] == [Outcome.TICKET, Outcome.DUPLICATE]
+    assert outcomes[1][1] == outcomes[0][1]
+
+
+def test_a_different_message_reusing_a_message_id_is_a_ticket_of_its_own(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = _mail("Budi <budi@example.com>", "Lampu mati", "Lampu PJU mati.", "x@form")
+    second = _mail("Siti <siti@example.net>", "Sampah", "Sampah menumpuk.", "x@form")
+
+    with caplog.at_level(logging.WARNING, logger="mailbot.intake"):
+        outcomes = [_receive(app, first), _receive(app, second), _receive(app, second)]
+
+    assert [outcome for outcome, _ in outcomes] == [
+        Outcome.TICKET,
+        Outcome.TICKET,
+        Outcome.DUPLICATE,
+    ]
+    assert outcomes[0][1] != outcomes[1][1] == outcomes[2][1]
+    with app.sessions() as session:
+        keys = session.scalars(select(InboundMail.dedupe_key).order_by(InboundMail.id))
+        assert [key.split("#")[0] for key in keys] == ["mid:x@form"] * 2
+    assert [r.getMessage().split(": ")[1] for r in caplog.records] == [
+        "has the Message-ID of message "
+        f"{hashlib.sha256(first).hexdigest()[:12]}, but From, Date or Subject differ"
+    ]
+
+
+def test_a_message_id_too_long_for_the_key_is_keyed_by_its_digest(app: App) -> None:
+    long_id = "a" * 350 + "@example.com"
+    raw = _mail("Budi <budi@example.com>", "Lampu mati", "Lampu PJU mati.", long_id)
+
+    outcomes = [_receive(app, raw)[0], _receive(app, raw)[0]]
+
+    with app.sessions() as session:
+        key = session.scalars(select(InboundMail.dedupe_key)).one()
+    assert outcomes == [Outcome.TICKET, Outcome.DUPLICATE]
+    assert key == f"mid#{hashlib.sha256(long_id.encode()).hexdigest()}"
 
 
 def test_import_reads_eml_maildir_and_mbox_in_order(tmp_path: Path) -> None:
