@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -194,6 +195,7 @@ class Filing:
 
         self._keep_received(session, ticket, inbound, received, "follow_up")
         record_event(session, ticket, "follow_up", f"via {thread.link}", at=now)
+        self._take_identity(session, ticket, received, now)
         if step == Continuation.REOPEN:
             change_status(session, ticket, TicketStatus.IN_PROGRESS, at=now)
             record_event(session, ticket, "reopened", "complainant replied", at=now)
@@ -209,6 +211,22 @@ class Filing:
             thread.link,
         )
         return _outcome(Outcome.FOLLOW_UP, inbound, ticket.reference)
+
+    def _take_identity(
+        self, session: Session, ticket: Ticket, received: Received, now: datetime
+    ) -> None:
+        # The acknowledgement asks for the KTP; most citizens send it in reply.
+        if ticket.identity_provided:
+            return
+        names = [a.filename for a in received.attachments]
+        if not carries_identity(received.text, names):
+            return
+
+        ticket.identity_provided = True
+        record_event(
+            session, ticket, "identity", "identity (NIK or KTP) received", at=now
+        )
+        on_commit(session, log.info, "ticket %s: identity received", ticket.reference)
 
     def _staff_mail(
         self, session: Session, inbound: InboundMail, thread: Thread, received: Received

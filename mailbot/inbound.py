@@ -114,22 +114,24 @@ def same_message(earlier: InboundMail, raw: bytes) -> bool:
         # nothing that is not already archived under its own digest.
         log.warning("message %s: cannot compare: %s", earlier.sha256[:12], exc)
         return True
-    return _identity(before) == _identity(raw[:_HEADER_BYTES])
+    return _fingerprint(before) == _fingerprint(raw[:_HEADER_BYTES])
 
 
 def reused_id_key(key: str, raw: bytes) -> str:
     """The key of a message whose Message-ID a different, earlier message has."""
-    return f"{key[: _KEY_CHARS - 17]}#{_identity(raw[:_HEADER_BYTES])}"
+    return f"{key[: _KEY_CHARS - 17]}#{_fingerprint(raw[:_HEADER_BYTES])}"
 
 
-def _identity(raw: bytes) -> str:
+def _fingerprint(raw: bytes) -> str:
     headers = BytesHeaderParser(policy=compat32).parsebytes(raw, headersonly=True)
-    values = [" ".join(str(headers.get(name, "")).split()) for name in _IDENTITY]
+    values = [
+        " ".join(str(headers.get(name, "")).split()) for name in _FINGERPRINT_HEADERS
+    ]
     text = "\n".join(values).encode("utf-8", "surrogateescape")
     return hashlib.sha256(text).hexdigest()[:16]
 
 
-_IDENTITY = ("From", "Date", "Subject")
+_FINGERPRINT_HEADERS = ("From", "Date", "Subject")
 
 
 def earlier_record(session: Session, key: str) -> InboundMail | None:

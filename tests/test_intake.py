@@ -107,6 +107,31 @@ def test_reference_in_the_complainants_own_subject_is_a_follow_up(app: App) -> N
     ]
 
 
+def test_a_nik_sent_in_a_follow_up_completes_the_identity(app: App) -> None:
+    first = _mail("Budi <budi@example.com>", "Jalan berlubang", "Jalan rusak.", "a@x")
+    _, reference = _receive(app, first)
+    nik = _mail(
+        "budi@example.com",
+        f"Re: [{reference}] Pengaduan",
+        "NIK 3515012345670001",
+        "d@x",
+    )
+    other = _mail(
+        "budi@example.com", f"Re: [{reference}] lagi", "NIK 3515012345670002", "e@x"
+    )
+
+    _receive(app, nik)
+    _receive(app, other)
+
+    with app.sessions() as session:
+        ticket = session.scalars(select(Ticket)).one()
+        events = [(e.action, e.detail) for e in ticket.events]
+        assert ticket.identity_provided is True
+    assert [e for e in events if e[0] == "identity"] == [
+        ("identity", "identity (NIK or KTP) received")
+    ]
+
+
 def test_automatic_mail_opens_nothing_and_sends_nothing(app: App) -> None:
     raw = (DATA / "intake-auto-reply.eml").read_bytes()
 
