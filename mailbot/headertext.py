@@ -41,6 +41,8 @@ _CHARSET_ALIASES = {
     "shift_jis": "cp932",
     "tis-620": "cp874",
 }
+# Single-byte codecs that UTF-8 text is often mislabelled as.
+_WESTERN = frozenset({"cp1252", "latin-1", "iso8859-15"})
 
 
 def header_text(value: str, where: str, notes: list[str]) -> str:
@@ -123,6 +125,11 @@ def decode_bytes(data: bytes, label: str | None, where: str, notes: list[str]) -
     codec = _codec(label)
     if codec is None:
         notes.append(f"unknown charset {label!r} in {where}")
+    elif codec in _WESTERN and not data.isascii() and _is_utf8(data):
+        # Mail labelled Latin-1 that is really UTF-8 is common (web forms, old
+        # clients); genuine Latin-1 text is almost never valid UTF-8 as well.
+        notes.append(f"{where}: labelled {label} but is UTF-8; read as utf-8")
+        return data.decode("utf-8")
     else:
         try:
             return _SURROGATES.sub("\ufffd", data.decode(codec))
@@ -133,6 +140,14 @@ def decode_bytes(data: bytes, label: str | None, where: str, notes: list[str]) -
     if codec is not None:
         notes.append(f"{where}: bytes do not fit {label}; read as {used}")
     return text
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _guess_decode(data: bytes) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,6 +90,35 @@ def test_unknown_charset_label_falls_back_to_utf8() -> None:
         "unknown charset 'x-porong-unknown' in part 1",
         "unknown charset 'x-porong-unknown' in subject",
     )
+
+
+def _labelled(charset: str, body: bytes) -> ParsedMail:
+    head = (
+        "From: warga@example.com\nSubject: =?iso-8859-1?B?"
+        + base64.b64encode("Jalan \u2014 rusak".encode()).decode()
+        + "?=\nMessage-ID: <l@example.com>\n"
+        "Date: Sat, 10 Jan 2026 14:00:00 +0700\n"
+        f'Content-Type: text/plain; charset="{charset}"\n'
+        "Content-Transfer-Encoding: 8bit\n\n"
+    )
+    return parse_message(head.encode() + body, now=NOW)
+
+
+def test_utf8_labelled_latin1_is_read_as_utf8() -> None:
+    mail = _labelled("iso-8859-1", "Lampu mati \u2014 caf\u00e9 gelap".encode())
+
+    assert mail.subject == "Jalan \u2014 rusak"
+    assert mail.text == "Lampu mati \u2014 caf\u00e9 gelap"
+    assert mail.defects == (
+        "part 1: labelled iso-8859-1 but is UTF-8; read as utf-8",
+        "subject: labelled iso-8859-1 but is UTF-8; read as utf-8",
+    )
+
+
+def test_genuine_latin1_stays_latin1() -> None:
+    mail = _labelled("windows-1252", "caf\u00e9 \u201cramai\u201d".encode("cp1252"))
+
+    assert mail.text == "caf\u00e9 \u201cramai\u201d"
 
 
 def test_raw_8bit_headers_in_utf8_and_latin1() -> None:
