@@ -109,7 +109,7 @@ class DeskLetters:
             text=notice_text(received.text),
             attachments=[],
             status=str(ticket.status),
-            received_at=received.mail.date or now,
+            received_at=received.at,
             reopened=True,
         )
         letter = self.letters.staff_letter(

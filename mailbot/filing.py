@@ -83,7 +83,9 @@ class Filing:
                 thread.ticket.reference,
             )
             thread = None
-        received = self._received(mail, archived)
+        received = self._received(
+            mail, archived, origin.received_at or self.clock.now()
+        )
         if mail.sender_address in self.staff:
             check = self._check_staff(mail, thread)
             if not check.authentic:
@@ -112,17 +114,9 @@ class Filing:
         writers = {mail.sender_address, complainant_address(mail)}
         return thread.ticket.complainant_email in writers or bool(writers & self.staff)
 
-    def _keep_received(
-        self,
-        session: Session,
-        ticket: Ticket,
-        inbound: InboundMail,
-        received: Received,
-        kind: str,
-    ) -> None:
-        keep(session, ticket, inbound, received, kind=kind, now=self.clock.now())
-
-    def _received(self, mail: ParsedMail, archived: ArchivedMail) -> Received:
+    def _received(
+        self, mail: ParsedMail, archived: ArchivedMail, at: datetime
+    ) -> Received:
         stored = store_within_limits(
             mail.attachments,
             archived.size,
@@ -130,7 +124,7 @@ class Filing:
             self.settings.intake,
         )
         message_id = mail.message_id or f"{archived.sha256}@mailbot.invalid"
-        return Received(mail, message_id, tuple(stored), mail.text)
+        return Received(mail, message_id, tuple(stored), mail.text, at)
 
     def _new_ticket(
         self, session: Session, inbound: InboundMail, origin: Origin, received: Received
@@ -164,7 +158,7 @@ class Filing:
             sla=self.settings.sla,
             write_now=False,
         )
-        self._keep_received(session, ticket, inbound, received, "complaint")
+        keep(session, ticket, inbound, received, kind="complaint")
         acknowledge_within_limit(
             session,
             self.letters,
@@ -193,7 +187,7 @@ class Filing:
         if step == Continuation.NEW_TICKET:
             return self._successor(session, inbound, origin, received, ticket)
 
-        self._keep_received(session, ticket, inbound, received, "follow_up")
+        keep(session, ticket, inbound, received, kind="follow_up")
         record_event(session, ticket, "follow_up", f"via {thread.link}", at=now)
         self._take_identity(session, ticket, received, now)
         if step == Continuation.REOPEN:
@@ -237,7 +231,7 @@ class Filing:
             raise MessageError("staff address without a staff entry")
 
         received = replace(received, text=new_text(received.text))
-        self._keep_received(session, ticket, inbound, received, "staff_reply")
+        keep(session, ticket, inbound, received, kind="staff_reply")
 
         done = self.desk.handle(session, ticket, staff, received, self.clock.now())
         inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
@@ -338,8 +332,10 @@ class Filing:
             )
             return _outcome(Outcome.AUTOMATIC, inbound, None, reason)
 
-        received = Received(mail, mail.message_id or "", (), mail.text)
-        self._keep_received(session, ticket, inbound, received, kind)
+        received = Received(
+            mail, mail.message_id or "", (), mail.text, inbound.received_at
+        )
+        keep(session, ticket, inbound, received, kind=kind)
         inbound.ticket = ticket
         on_commit(
             session,

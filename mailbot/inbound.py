@@ -284,7 +284,6 @@ def keep(
     received: Received,
     *,
     kind: str,
-    now: datetime,
 ) -> None:
     """Keep a received message as a message of its ticket."""
     mail = received.mail
@@ -296,7 +295,7 @@ def keep(
         recipients=(*mail.to, *mail.cc),
         subject=mail.subject,
         text=received.text,
-        at=mail.date or now,
+        at=received.at,
         attachments=tuple(_attachment_record(a) for a in received.attachments),
     )
     add_message(session, ticket, message).inbound = inbound

@@ -33,6 +33,9 @@ class Received:
     message_id: str
     attachments: tuple[StoredAttachment, ...]
     text: str
+    # When it reached the office's server (or mailbot): the sender's Date
+    # header is the sender's clock, often wrong, and says nothing of arrival.
+    at: datetime
 
 
 class Correspondence:
@@ -158,7 +161,7 @@ class Correspondence:
             text=notice_text(received.text),
             attachments=_attachment_fields(received.attachments),
             status=str(ticket.status),
-            received_at=received.mail.date or now,
+            received_at=received.at,
         )
         letter = self.staff_letter(
             ticket,

@@ -132,6 +132,32 @@ def test_a_nik_sent_in_a_follow_up_completes_the_identity(app: App) -> None:
     ]
 
 
+def test_a_follow_up_is_dated_by_its_arrival_not_by_the_senders_clock(
+    app: App,
+) -> None:
+    first = _mail("Budi <budi@example.com>", "Jalan berlubang", "Jalan rusak.", "a@x")
+    _, reference = _receive(app, first)
+    # Written on a phone whose clock runs a day behind.
+    again = _mail("budi@example.com", f"[{reference}] tambahan", "Makin parah.", "f@x")
+
+    _receive(app, again)
+
+    with app.sessions() as session:
+        times = session.execute(
+            select(Message.kind, Message.at).order_by(Message.id)
+        ).all()
+        notice = session.scalars(
+            select(OutboxItem).where(OutboxItem.kind == "follow_up_notification")
+        ).first()
+        assert notice is not None
+        raw = notice.raw
+    assert [(kind, at) for kind, at in times if kind in ("complaint", "follow_up")] == [
+        ("complaint", NOW),
+        ("follow_up", NOW),
+    ]
+    assert b"Tambahan masuk  : Kamis, 3 Desember 2026 pukul 08.00 WIB" in raw
+
+
 def test_automatic_mail_opens_nothing_and_sends_nothing(app: App) -> None:
     raw = (DATA / "intake-auto-reply.eml").read_bytes()
 
