@@ -54,7 +54,7 @@ def compose(
     headers = [
         ("From", formataddr((clean_header(from_name), from_address), "utf-8")),
         ("To", ", ".join(letter.to)),
-        ("Subject", _encoded(clean_header(letter.subject, 250))),
+        ("Subject", _encoded(_shortened(clean_header(letter.subject, 1000), 200))),
         ("Date", format_datetime(date)),
         ("Message-ID", f"<{message_id}>"),
     ]
@@ -98,11 +98,22 @@ def _part(subtype: str, text: str) -> bytes:
     return head.encode("ascii") + encoded.replace(b"\n", b"\r\n")
 
 
-def _encoded(value: str) -> str:
-    """RFC 2047 encoded words when the value is not plain ASCII."""
-    if value.isascii():
+def _shortened(value: str, limit: int) -> str:
+    """At most ``limit`` characters, cut at a space and marked as cut."""
+    if len(value) <= limit:
         return value
-    return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+    cut = value[: limit - 3]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:-") + "..."
+
+
+def _encoded(value: str) -> str:
+    """Folded at spaces (RFC 5322); RFC 2047 encoded words if not plain ASCII."""
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    header = Header(value, charset, maxlinelen=76, header_name="Subject")
+    return header.encode(linesep="\r\n")
 
 
 def _references(ids: tuple[str, ...]) -> str:

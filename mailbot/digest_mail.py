@@ -17,7 +17,8 @@ from mailbot.config import Settings
 from mailbot.digest import Digest, OverdueTicket, UnitLoad, format_day
 from mailbot.escalation import CHAIN
 from mailbot.models import OutboxItem
-from mailbot.notices import office_sender, queue_notice
+from mailbot.notices import queue_notice
+from mailbot.outbox import Sender
 from mailbot.policy import POST_TITLES
 from mailbot.rendering import Rendered, Renderer
 
@@ -102,7 +103,7 @@ def queue_digest(
     items = queue_notice(
         session,
         letter,
-        sender=office_sender(settings),
+        sender=Sender.of_office(settings),
         now=now,
         key=f"digest.{digest.day:%Y%m%d}",
     )

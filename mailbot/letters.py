@@ -45,13 +45,7 @@ class Correspondence:
         self.settings = settings
         self.signer = signer
         self.renderer = renderer
-        smtp = settings.smtp
-        self.sender = Sender(
-            address=smtp.from_address if smtp else settings.office.email,
-            name=smtp.from_name
-            if smtp
-            else f"Layanan Pengaduan {settings.office.name}",
-        )
+        self.sender = Sender.of_office(settings)
 
     def _office(self) -> dict[str, str]:
         office = self.settings.office

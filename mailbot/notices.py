@@ -17,20 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.compose import Letter
-from mailbot.config import Settings
 from mailbot.models import OutboxItem
 from mailbot.outbox import Sender, queue_letter
 
 log = logging.getLogger(__name__)
-
-
-def office_sender(settings: Settings) -> Sender:
-    """Who the office's automatic mail comes from."""
-    smtp = settings.smtp
-    if smtp is not None:
-        return Sender(address=smtp.from_address, name=smtp.from_name)
-    name = f"Layanan Pengaduan {settings.office.name}"
-    return Sender(address=settings.office.email, name=name)
 
 
 def queue_notice(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from mailbot.clock import Clock
 from mailbot.commitlog import on_commit
 from mailbot.compose import Letter, compose
-from mailbot.config import SmtpConfig
+from mailbot.config import Settings, SmtpConfig
 from mailbot.db import SessionFactory
 from mailbot.errors import CommandError, DeliveryError
 from mailbot.models import Direction, OutboxItem, OutboxStatus, Ticket
@@ -37,6 +38,16 @@ class Sender:
 
     address: str
     name: str
+    # The zone of the Date header: recipients see the office's own time.
+    timezone: str = "UTC"
+
+    @classmethod
+    def of_office(cls, settings: Settings) -> Sender:
+        """Who the office's automatic mail comes from."""
+        smtp, office = settings.smtp, settings.office
+        if smtp is not None:
+            return cls(smtp.from_address, smtp.from_name, office.timezone)
+        return cls(office.email, f"Layanan Pengaduan {office.name}", office.timezone)
 
 
 def queue(
@@ -77,7 +88,7 @@ def queue_letter(
         message_id=message_id,
         from_address=sender.address,
         from_name=sender.name,
-        date=now,
+        date=now.astimezone(ZoneInfo(sender.timezone)),
     )
     item = OutboxItem(
         kind=letter.kind,

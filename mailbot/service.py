@@ -23,8 +23,7 @@ from mailbot.errors import ConfigError
 from mailbot.escalation import SlaWatch
 from mailbot.health import HealthWatch
 from mailbot.models import OutboxItem
-from mailbot.notices import office_sender
-from mailbot.outbox import DeliveryReport, deliver_due
+from mailbot.outbox import DeliveryReport, Sender, deliver_due
 from mailbot.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -46,13 +45,13 @@ def smtp_policy(app: App) -> SmtpConfig:
 
 def sla_watch(app: App) -> SlaWatch:
     """The SLA sweep over this app's database."""
-    sender = office_sender(app.settings)
+    sender = Sender.of_office(app.settings)
     return SlaWatch(app.settings, app.sessions, app.signer, app.renderer, sender)
 
 
 def health_watch(app: App) -> HealthWatch:
     """The mailbox health watch over this app's database."""
-    sender = office_sender(app.settings)
+    sender = Sender.of_office(app.settings)
     return HealthWatch(app.settings, app.sessions, app.renderer, sender)
 
 

@@ -122,3 +122,16 @@ def test_a_folder_import_reads_files_whatever_their_names(tmp_path: Path) -> Non
         "0 duplicate, 0 quarantined, 0 forged"
     )
     assert len(tickets_json(config)) == 2
+
+
+def test_import_counts_one_message_in_the_singular(tmp_path: Path) -> None:
+    mail = tmp_path / "satu.eml"
+    mail.write_bytes((DATA / "intake-complaint-ektp.eml").read_bytes())
+    config = write_config(tmp_path / "mailbot.toml", data_dir=tmp_path / "storage")
+
+    done = mailbot(config, "import", str(mail))
+
+    assert done.stdout.splitlines() == [
+        "imported 1 message: 1 ticket, 0 follow_up, 0 staff, 0 automatic, "
+        "0 duplicate, 0 quarantined, 0 forged"
+    ]

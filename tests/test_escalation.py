@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email
 from datetime import datetime, timedelta
+from email.policy import default
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -185,8 +187,10 @@ def test_the_escalation_letter_names_the_ticket_and_masks_the_subject(
             select(OutboxItem.raw).where(OutboxItem.kind == "sla_escalation")
         ).one()
     text = raw.decode("utf-8")
-    assert "Subject: [PRG-2026-000001-" in text
-    assert "Eskalasi ke Kasubag Umum dan Kepegawaian: lewat batas" in text
+    letter = email.message_from_bytes(raw, policy=default)
+    assert str(letter["Subject"]) == (
+        "[PRG-2026-000001-5] Eskalasi ke Kasubag Umum dan Kepegawaian: lewat batas"
+    )
     assert "351501******8901" in text
     assert "3515012345678901" not in text
     assert "terlambat 2 jam" in text

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import email
 import hashlib
 import logging
 import mailbox
 import textwrap
 from datetime import UTC, datetime, timedelta
+from email.policy import default
 from pathlib import Path
 
 import pytest
@@ -156,6 +158,31 @@ def test_a_follow_up_is_dated_by_its_arrival_not_by_the_senders_clock(
         ("follow_up", NOW),
     ]
     assert b"Tambahan masuk  : Kamis, 3 Desember 2026 pukul 08.00 WIB" in raw
+
+
+def test_a_long_subject_is_cut_at_a_word_and_folded_in_the_acknowledgement(
+    app: App,
+) -> None:
+    subject = "Lampu PJU mati di Jalan Raya Porong dekat pasar " * 8
+    _, reference = _receive(
+        app, _mail("Budi <budi@example.com>", subject, "Gelap.", "long@x")
+    )
+
+    with app.sessions() as session:
+        raw = session.scalars(
+            select(OutboxItem.raw).where(OutboxItem.kind == "acknowledgement")
+        ).one()
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    ack = email.message_from_bytes(raw, policy=default)
+    folded = head.split("Subject: ", 1)[1].split("\r\nDate: ", 1)[0]
+    assert max(len(line) for line in folded.split("\r\n")) <= 76
+    # Cut to at most 200 characters, after a whole word.
+    assert " ".join(str(ack["Subject"]).split()) == (
+        f"[{reference}] Pengaduan diterima: "
+        + "Lampu PJU mati di Jalan Raya Porong dekat pasar " * 3
+        + "Lampu PJU..."
+    )
+    assert str(ack["Date"]) == "Thu, 03 Dec 2026 08:00:00 +0700"
 
 
 def test_automatic_mail_opens_nothing_and_sends_nothing(app: App) -> None:

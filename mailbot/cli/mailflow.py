@@ -140,9 +140,11 @@ def import_(context: Context, paths: tuple[Path, ...]) -> None:
             progress.update(len(batch))
     app.intake.make_durable()
     summary = ", ".join(f"{counts.get(o, 0)} {o}" for o in Outcome)
-    click.echo(f"imported {total - unreadable} messages: {summary}")
+    imported = total - unreadable
+    click.echo(f"imported {imported} message{'' if imported == 1 else 's'}: {summary}")
     if unreadable:
-        click.echo(f"{unreadable} files could not be read; nothing of them kept")
+        files = "file" if unreadable == 1 else "files"
+        click.echo(f"{unreadable} {files} could not be read; nothing of them kept")
         raise SystemExit(1)
 
 
