@@ -114,6 +114,13 @@ class Correspondence:
         # Counted in office hours the promise is not "1x24 jam": say what it is.
         fields["working_hours"] = self.settings.sla.mode == "working_hours"
         fields["inbox_address"] = ticket.inbox_address
+        fields["attachments_not_kept"] = [
+            a.filename for a in received.attachments if a.quarantined
+        ]
+        limits = self.settings.intake
+        fields["attachment_limit"] = min(
+            limits.max_attachment_bytes, limits.max_message_bytes
+        )
         letter = Letter(
             kind="acknowledgement",
             to=(ticket.complainant_email,),

@@ -47,6 +47,8 @@ def acknowledgement_fields(**changes: object) -> dict[str, object]:
         "unit_name": "Seksi Perekonomian dan Pembangunan",
         "identity_missing": False,
         "inbox_address": "porong@sidoarjokab.go.id",
+        "attachments_not_kept": [],
+        "attachment_limit": 25 * 1024 * 1024,
     }
     fields.update(changes)
     return fields
@@ -173,6 +175,34 @@ def test_acknowledgement_asks_for_identity_only_when_missing(
     assert ("- nama lengkap;" in lines) is missing
     assert ("- NIK atau foto KTP." in lines) is missing
     assert ("Kelengkapan identitas" in rendered.html) is missing
+
+
+def test_acknowledgement_names_the_attachments_it_could_not_keep(
+    renderer: Renderer,
+) -> None:
+    fields = acknowledgement_fields(
+        attachments_not_kept=["video<1>.mp4", "foto.jpg"], attachment_limit=512 * 1024
+    )
+
+    rendered = renderer.render("citizen/acknowledgement", fields)
+
+    text = rendered.text
+    start = text.index("LAMPIRAN TIDAK TERSIMPAN")
+    assert text[start : text.index("\n\n", start)].splitlines() == [
+        "LAMPIRAN TIDAK TERSIMPAN",
+        "Lampiran berikut melebihi batas ukuran 512,0 KB sehingga",
+        "tidak kami simpan:",
+        "- video<1>.mp4",
+        "- foto.jpg",
+        "Mohon kirim ulang dengan membalas email ini, dalam ukuran lebih kecil",
+        "(misalnya foto yang diperkecil) atau dibagi ke beberapa email.",
+    ]
+    assert "<strong>video&lt;1&gt;.mp4</strong>, <strong>foto.jpg</strong>." in (
+        rendered.html
+    )
+    plain = renderer.render("citizen/acknowledgement", acknowledgement_fields())
+    assert "LAMPIRAN TIDAK TERSIMPAN" not in plain.text
+    assert "Lampiran tidak tersimpan" not in plain.html
 
 
 def test_acknowledgement_without_a_name_greets_bapak_ibu(renderer: Renderer) -> None:

@@ -43,28 +43,33 @@ def _with_photo(size: int) -> bytes:
     ).encode()
 
 
-def _unit_notice(app: App) -> str:
+def _sent_texts(app: App) -> dict[str, str]:
+    """The plain text of each letter sent, by its first recipient."""
     transport = CollectingTransport()
     deliver_due(app.sessions, transport, SMTP, app.clock)
-    raw = next(raw for _, to, raw in transport.sent if to[0].startswith("ekbang"))
-    letter = email.message_from_bytes(raw, policy=default)
-    plain = letter.get_body(("plain",))
-    assert plain is not None
-    return str(plain.get_content()).replace("\r\n", "\n")
+    texts = {}
+    for _, to, raw in transport.sent:
+        letter = email.message_from_bytes(raw, policy=default)
+        plain = letter.get_body(("plain",))
+        assert plain is not None
+        texts[to[0]] = str(plain.get_content()).replace("\r\n", "\n")
+    return texts
 
 
 @pytest.mark.parametrize(
-    ("limits", "size", "reason"),
+    ("limits", "size", "reason", "limit"),
     [
         (
             "max_message_bytes = 4000",
             3072,
             "pesan melebihi batas 4000 byte ({size} byte); lampiran tidak disimpan",
+            "3,9 KB",
         ),
         (
             "max_attachment_bytes = 2000",
             3072,
             "melebihi batas 2000 byte (3072 byte); tidak disimpan",
+            "2,0 KB",
         ),
     ],
 )
@@ -74,6 +79,7 @@ def test_oversized_attachment_is_quarantined_and_the_unit_told(
     limits: str,
     size: int,
     reason: str,
+    limit: str,
 ) -> None:
     monkeypatch.setenv(SIGNING_ENV, SIGNING_KEY)
     app = build_app(tmp_path, MovableClock(), f"[intake]\n{limits}\n")
@@ -90,7 +96,17 @@ def test_oversized_attachment_is_quarantined_and_the_unit_told(
         ("jalan.jpg", True, reason)
     ]
     assert not (app.settings.storage.data_dir / "attachments").exists()
-    assert f"- jalan.jpg (3,0 KB), dikarantina: {reason}" in _unit_notice(app)
+    texts = _sent_texts(app)
+    notice = texts["ekbang.porong@example.go.id"]
+    assert f"- jalan.jpg (3,0 KB), dikarantina: {reason}" in notice
+    told = texts["budi@example.com"]
+    start = told.index("LAMPIRAN TIDAK TERSIMPAN")
+    assert told[start : told.index("\nMohon", start)].splitlines() == [
+        "LAMPIRAN TIDAK TERSIMPAN",
+        f"Lampiran berikut melebihi batas ukuran {limit} sehingga",
+        "tidak kami simpan:",
+        "- jalan.jpg",
+    ]
 
 
 def test_attachment_within_limits_is_stored(
