@@ -321,6 +321,11 @@ class _Turn:
         following = self.desk.next_post(self.staff)
         if following is None:
             self._send_response(draft.detail)
+            # The author and the approver both learn that the citizen has it.
+            sent = "Tanggapan telah dikirim kepada pengadu."
+            lines = [f"Draf tanggapan disetujui oleh {self.staff.name}. {sent}"]
+            self.letters.to_unit(self.session, self.ticket, lines, self.now)
+            self.answer_to_staff.lines.append(f"Draf disetujui. {sent}")
             return
 
         # The next post of the chain approves the same draft in turn.

@@ -80,9 +80,11 @@ class Desk:
             items = session.scalars(select(OutboxItem).order_by(OutboxItem.id))
             return [(i.kind, tuple(i.recipients)) for i in items]
 
-    def last_text(self) -> str:
+    def last_text(self, kind: str | None = None) -> str:
+        """The plain text of the newest letter, or of the newest of ``kind``."""
         with self.app.sessions() as session:
             item = session.scalars(select(OutboxItem).order_by(OutboxItem.id)).all()
+        item = [i for i in item if kind is None or i.kind == kind]
         message = email.message_from_bytes(item[-1].raw, policy=default)
         assert isinstance(message, EmailMessage)
         plain = message.get_body(preferencelist=("plain",))
@@ -248,8 +250,18 @@ def test_with_approval_a_unit_answer_waits_for_the_approver(
         ("approval_request", (SEKCAM,)),
         ("command_reply", (EKBANG,)),
         ("final_response", (BUDI,)),
+        ("unit_message", ("ekbang.porong@example.go.id",)),
+        ("unit_message", (EKBANG,)),
+        ("command_reply", (SEKCAM,)),
     ]
-    assert "Lampu diganti Senin, 7 Desember." in desk.last_text()
+    assert "Lampu diganti Senin, 7 Desember." in desk.last_text("final_response")
+    assert "Draf disetujui. Tanggapan telah dikirim kepada pengadu." in (
+        desk.last_text()
+    )
+    assert (
+        "Draf tanggapan disetujui oleh Sekretaris Camat. Tanggapan telah dikirim "
+        "kepada pengadu." in desk.last_text("unit_message")
+    )
     assert desk.ticket().status == "answered"
     assert [action for _, action in desk.actions()][-3:] == [
         "draft_approved",
@@ -304,9 +316,12 @@ def test_approval_by_several_posts_runs_up_the_chain_in_order(
         ("command_reply", (SEKCAM,)),
         ("command_reply", (KASUBAG,)),
         ("final_response", (BUDI,)),
+        ("unit_message", ("ekbang.porong@example.go.id",)),
+        ("unit_message", (EKBANG,)),
+        ("command_reply", (CAMAT,)),
     ]
     assert before_camat == "in_progress"
-    assert "pukul 09.00" in desk.last_text()
+    assert "pukul 09.00" in desk.last_text("final_response")
     assert desk.ticket().status == "answered"
     assert [
         (actor, action) for actor, action in desk.actions() if "draft" in action
