@@ -74,19 +74,23 @@ def parse_reference(text: str, prefix: str) -> Reference:
     return found
 
 
-def find_references(text: str, prefix: str) -> list[Reference]:
-    """Every valid reference with this prefix in a text, such as a subject."""
+def find_references(text: str, prefix: str, *, checked: bool = True) -> list[Reference]:
+    """Every valid reference with this prefix in a text, such as a subject.
+
+    With ``checked`` false, also those written with a wrong check digit, read
+    as the reference their year and number name.
+    """
     found = []
     for match in _PATTERN.finditer(text):
-        reference = _from_match(match)
+        reference = _from_match(match, checked=checked)
         if reference is not None and reference.prefix == prefix:
             found.append(reference)
     return found
 
 
-def _from_match(match: re.Match[str]) -> Reference | None:
+def _from_match(match: re.Match[str], *, checked: bool = True) -> Reference | None:
     prefix, year, seq, digit = match.groups()
-    if check_digit(year + seq) != int(digit):
+    if checked and check_digit(year + seq) != int(digit):
         return None
     return Reference(prefix.upper(), int(year), int(seq))
 

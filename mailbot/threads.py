@@ -51,6 +51,8 @@ class Link(enum.StrEnum):
     SIGNED_ID = "signed-id"
     MESSAGE_ID = "message-id"
     SUBJECT = "subject"
+    # The complainant's own subject, its reference typed with a wrong digit.
+    MISTYPED_SUBJECT = "subject, check digit corrected"
 
 
 @dataclass(frozen=True)
@@ -126,13 +128,23 @@ def _by_message_id(session: Session, cited: list[str]) -> Thread | None:
 def _by_subject(
     session: Session, mail: ParsedMail, prefix: str, staff: Collection[str]
 ) -> Thread | None:
-    for reference in find_references(mail.subject, prefix):
+    sender = mail.sender_address
+    valid = find_references(mail.subject, prefix)
+    for reference in valid:
         ticket = _by_reference(session, str(reference))
         if ticket is None:
             continue
-        sender = mail.sender_address
         if sender == ticket.complainant_email or sender in staff:
             return Thread(ticket, Link.SUBJECT, False)
+
+    # A mistyped digit is trusted only from the ticket's own complainant: the
+    # year and number could otherwise name anybody's ticket.
+    for reference in find_references(mail.subject, prefix, checked=False):
+        if reference in valid:
+            continue
+        ticket = _by_reference(session, str(reference))
+        if ticket is not None and sender == ticket.complainant_email:
+            return Thread(ticket, Link.MISTYPED_SUBJECT, False)
     return None
 
 

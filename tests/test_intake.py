@@ -20,7 +20,14 @@ from mailbot.errors import MessageError
 from mailbot.importing import read_messages
 from mailbot.inbound import Origin, Outcome
 from mailbot.letters import NOTICE_TEXT_LIMIT, greeting_name, notice_text
-from mailbot.models import InboundMail, InboundStatus, Message, OutboxItem, Ticket
+from mailbot.models import (
+    Event,
+    InboundMail,
+    InboundStatus,
+    Message,
+    OutboxItem,
+    Ticket,
+)
 from mailbot.threads import base_subject
 
 DATA = Path(__file__).parent / "data"
@@ -183,6 +190,28 @@ def test_a_long_subject_is_cut_at_a_word_and_folded_in_the_acknowledgement(
         + "Lampu PJU..."
     )
     assert str(ack["Date"]) == "Thu, 03 Dec 2026 08:00:00 +0700"
+
+
+def test_a_mistyped_reference_threads_only_the_complainants_own_mail(
+    app: App,
+) -> None:
+    first = _mail("Budi <budi@example.com>", "Jalan berlubang", "Jalan rusak.", "a@x")
+    _, reference = _receive(app, first)
+    assert reference is not None
+    mistyped = reference[:-1] + str((int(reference[-1]) + 1) % 10)
+    own = _mail("budi@example.com", f"[{mistyped}] tambahan", "Makin parah.", "g@x")
+    other = _mail("siti@example.net", f"[{mistyped}] saya juga", "Sama.", "h@x")
+
+    outcomes = [_receive(app, own), _receive(app, other)]
+
+    assert outcomes[0] == (Outcome.FOLLOW_UP, reference)
+    assert outcomes[1][0] == Outcome.TICKET
+    assert outcomes[1][1] != reference
+    with app.sessions() as session:
+        events = session.scalars(
+            select(Event.detail).where(Event.action == "follow_up")
+        ).all()
+    assert events == ["via subject, check digit corrected"]
 
 
 def test_automatic_mail_opens_nothing_and_sends_nothing(app: App) -> None:

@@ -66,6 +66,14 @@ def test_find_references_skips_wrong_check_digits_and_other_prefixes() -> None:
     assert [str(r) for r in found] == ["PRG-2026-000123-8"]
 
 
+def test_unchecked_references_are_read_with_their_right_check_digit() -> None:
+    subject = "Re: [PRG-2026-000123-8] jalan rusak (PRG-2026-000124-0)"
+
+    found = find_references(subject, "PRG", checked=False)
+
+    assert [str(r) for r in found] == ["PRG-2026-000123-8", "PRG-2026-000124-6"]
+
+
 def test_allocate_is_gap_free_per_year_and_returns_numbers_on_rollback(
     tmp_path: Path,
 ) -> None:
