@@ -220,6 +220,31 @@ _HONORIFICS = re.compile(
 )
 
 
+# Academic titles written after a comma ("Budi Santoso, S.T."), not a given name.
+_DEGREE_WORDS = (
+    "sh st se mm mh msi mt spd mpd skom sip sos ssos sag amd mkes skm skep ners "
+    "drs ir phd mba ma msc bsc sked"
+)
+_DEGREES = frozenset(_DEGREE_WORDS.split())
+
+
 def greeting_name(name: str) -> str:
-    """The complainant's name as the letters greet them."""
-    return _HONORIFICS.sub("", name.strip()).strip() or name.strip()
+    """The complainant's name as the letters greet them.
+
+    Drops a leading honorific (the letters say "Bapak/Ibu" already), turns a
+    directory's "SANTOSO, BUDI" into "Budi Santoso", and capitalises a name
+    written all in capitals or all in lower case.
+    """
+    name = " ".join(name.split())
+    bare = _HONORIFICS.sub("", name).strip() or name
+    family, comma, given = bare.partition(",")
+    if comma and given.strip() and not _titles(given):
+        bare = f"{given.strip()} {family.strip()}"
+    if bare.isupper() or bare.islower():
+        bare = bare.title()
+    return bare
+
+
+def _titles(text: str) -> bool:
+    words = [w.replace(".", "").lower() for w in text.replace(",", " ").split()]
+    return "." in text or any(w in _DEGREES for w in words)

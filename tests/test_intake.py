@@ -455,6 +455,13 @@ def test_a_long_complaint_is_cut_in_the_staff_notice_only() -> None:
         ("Budi Santoso", "Budi Santoso"),
         ("Pak", "Pak"),
         ("", ""),
+        ("SANTOSO, BUDI", "Budi Santoso"),
+        ("Wahyuni,  Sri", "Sri Wahyuni"),
+        ("budi  santoso", "Budi Santoso"),
+        ("Budi Santoso, S.T.", "Budi Santoso, S.T."),
+        ("Budi Santoso, SH", "Budi Santoso, SH"),
+        ("Dr. Ir. Hendra, M.Si.", "Dr. Ir. Hendra, M.Si."),
+        ("Ahmad bin Yusuf", "Ahmad bin Yusuf"),
     ],
 )
 def test_letters_greet_without_a_second_honorific(name: str, greeted: str) -> None:
