@@ -320,6 +320,15 @@ def test_follow_up_shows_the_ticket_state_in_indonesian(
     assert expected.split(": ")[1] + "</td>" in rendered.html
 
 
+@pytest.mark.parametrize("template", ["staff/follow_up", "staff/new_ticket"])
+def test_a_message_with_no_new_text_says_so(renderer: Renderer, template: str) -> None:
+    rendered = renderer.render(template, FIELDS[template](text=""))
+
+    rule = "-" * 60
+    assert rendered.text.split(rule)[1] == "\n(tanpa teks baru)\n"
+    assert "(tanpa teks baru)" in rendered.html
+
+
 @pytest.mark.parametrize("name", sorted(FIELDS))
 def test_a_missing_field_raises_with_the_template_name(
     renderer: Renderer, name: str
