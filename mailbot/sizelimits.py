@@ -18,10 +18,6 @@ from mailbot.config import IntakeConfig
 
 log = logging.getLogger(__name__)
 
-# TODO: an oversized message is still fetched whole and its attachments decoded
-# (once each, see largemail) before they are set aside; fetching RFC822.SIZE
-# first would let a poll skip the bytes of a message it will not keep.
-
 
 def store_within_limits(
     attachments: Sequence[Attachment],
