@@ -90,6 +90,7 @@ class DeskLetters:
             matched_keywords=list(ticket.matched_keywords),
             forwarded_by=by.name,
             forward_note=note,
+            related=[],
         )
         letter = self.letters.staff_letter(
             ticket,

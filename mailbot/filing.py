@@ -10,6 +10,7 @@ mail attached to its ticket, or a forgery recorded.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -28,9 +29,10 @@ from mailbot.deskletters import DeskLetters
 from mailbot.errors import MessageError
 from mailbot.identity import carries_identity
 from mailbot.inbound import Disposition, Origin, Outcome, keep
-from mailbot.letters import Correspondence, Received
+from mailbot.letters import Correspondence, Received, Related
 from mailbot.models import InboundMail, InboundStatus, Ticket, TicketStatus
 from mailbot.parsing import ParsedMail
+from mailbot.references import find_references
 from mailbot.replies import new_text
 from mailbot.routing import Router
 from mailbot.screening import complainant_address
@@ -75,6 +77,7 @@ class Filing:
         origin: Origin,
     ) -> Disposition:
         thread = self._find_thread(session, mail, self.staff)
+        related: list[Related] = []
         if thread is not None and not self._may_join(thread, mail):
             on_commit(
                 session,
@@ -82,6 +85,7 @@ class Filing:
                 "ticket %s: a letter of it came back from someone else; new ticket",
                 thread.ticket.reference,
             )
+            related.append(Related.answered_elsewhere(thread.ticket.reference))
             thread = None
         received = self._received(
             mail, archived, origin.received_at or self.clock.now()
@@ -94,7 +98,7 @@ class Filing:
             return self._staff_mail(session, inbound, thread, received)
         if thread is not None:
             return self._follow_up(session, inbound, thread, received, origin)
-        return self._new_ticket(session, inbound, origin, received)
+        return self._new_ticket(session, inbound, origin, received, related)
 
     def _find_thread(
         self, session: Session, mail: ParsedMail, staff: frozenset[str] = frozenset()
@@ -127,7 +131,12 @@ class Filing:
         return Received(mail, message_id, tuple(stored), mail.text, at)
 
     def _new_ticket(
-        self, session: Session, inbound: InboundMail, origin: Origin, received: Received
+        self,
+        session: Session,
+        inbound: InboundMail,
+        origin: Origin,
+        received: Received,
+        related: Sequence[Related] = (),
     ) -> Disposition:
         mail = received.mail
         now = self.clock.now()
@@ -168,9 +177,27 @@ class Filing:
             limits=self.settings.intake,
             now=now,
         )
-        self.letters.notify_unit(session, ticket, received, now)
+        related = [*related, *self._mentioned(session, received, related)]
+        for link in related:
+            record_event(session, ticket, "linked", link.detail, at=now)
+        self.letters.notify_unit(session, ticket, received, now, related)
         inbound.status, inbound.ticket = InboundStatus.TICKET, ticket
         return _outcome(Outcome.TICKET, inbound, ticket.reference)
+
+    def _mentioned(
+        self, session: Session, received: Received, known: Sequence[Related]
+    ) -> list[Related]:
+        """Other tickets the complaint names by their reference."""
+        prefix = self.settings.office.reference_prefix
+        text = f"{received.mail.subject}\n{received.text}"
+        named = {str(r) for r in find_references(text, prefix)}
+        named -= {link.reference for link in known}
+        if not named:
+            return []
+        found = session.scalars(
+            select(Ticket.reference).where(Ticket.reference.in_(named))
+        )
+        return [Related.mentioned(reference) for reference in sorted(found)]
 
     def _follow_up(
         self,
@@ -270,11 +297,11 @@ class Filing:
         received: Received,
         old: Ticket,
     ) -> Disposition:
-        result = self._new_ticket(session, inbound, origin, received)
+        related = [Related.continued(old.reference)]
+        result = self._new_ticket(session, inbound, origin, received, related)
         new = session.scalar(select(Ticket).where(Ticket.reference == result.reference))
         now = self.clock.now()
         if new is not None:
-            record_event(session, new, "linked", f"continues {old.reference}", at=now)
             record_event(
                 session, old, "linked", f"continued in {new.reference}", at=now
             )

@@ -38,6 +38,35 @@ class Received:
     at: datetime
 
 
+@dataclass(frozen=True)
+class Related:
+    """Another ticket a new one is linked to, and why (for staff and history)."""
+
+    reference: str
+    why: str
+    detail: str
+
+    @classmethod
+    def continued(cls, reference: str) -> Related:
+        return cls(
+            reference,
+            "pengadu menulis lagi setelah tiket tersebut selesai",
+            f"continues {reference}",
+        )
+
+    @classmethod
+    def answered_elsewhere(cls, reference: str) -> Related:
+        return cls(
+            reference,
+            "membalas email tiket tersebut, tetapi dari alamat lain",
+            f"answers a letter of {reference} from another address",
+        )
+
+    @classmethod
+    def mentioned(cls, reference: str) -> Related:
+        return cls(reference, "disebut dalam pesan", f"mentions {reference}")
+
+
 class Correspondence:
     """Writes the letters of tickets: acknowledgements and unit notices."""
 
@@ -134,7 +163,12 @@ class Correspondence:
         return self.send(session, ticket, letter, now)
 
     def notify_unit(
-        self, session: Session, ticket: Ticket, received: Received, now: datetime
+        self,
+        session: Session,
+        ticket: Ticket,
+        received: Received,
+        now: datetime,
+        related: Sequence[Related] = (),
     ) -> list[OutboxItem]:
         """Tell each staff address of the ticket's unit about a new complaint."""
         fields = self.ticket_fields(ticket)
@@ -143,6 +177,7 @@ class Correspondence:
             text=notice_text(received.text),
             attachments=_attachment_fields(received.attachments),
             matched_keywords=list(ticket.matched_keywords),
+            related=[{"reference": r.reference, "why": r.why} for r in related],
         )
         letter = self.staff_letter(
             ticket,

@@ -141,6 +141,16 @@ _HISTORY_PHRASES = (
     (re.compile(r"^via signed-id$"), "membalas surat dari sistem"),
     (re.compile(r"^via message-id$"), "membalas email pada tiket ini"),
     (re.compile(r"^via subject$"), "nomor pengaduan di subjek"),
+    (
+        re.compile(r"^via subject, check digit corrected$"),
+        "nomor pengaduan di subjek (digit terakhir dibetulkan)",
+    ),
+    (re.compile(r"^mentions "), "menyebut "),
+    (
+        re.compile(r"^answers a letter of (\S+) from another address$"),
+        r"membalas surat \1 dari alamat lain",
+    ),
+    (re.compile(r"^identity \(NIK or KTP\) received$"), "identitas (NIK/KTP) diterima"),
     (re.compile(r"^complainant replied$"), "pengadu membalas"),
     (re.compile(r"^continues "), "lanjutan dari "),
     (re.compile(r"^continued in "), "dilanjutkan pada "),
@@ -156,6 +166,7 @@ _HISTORY_PHRASES = (
 # The actions whose details mailbot writes; the others hold staff's own words.
 _WRITTEN_BY_MAILBOT = frozenset(
     {"created", "follow_up", "reopened", "linked", "draft_approved", "answered"}
+    | {"identity"}
     | {"verified", "escalation", "reminder"}
 )
 

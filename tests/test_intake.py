@@ -214,6 +214,60 @@ def test_a_mistyped_reference_threads_only_the_complainants_own_mail(
     assert events == ["via subject, check digit corrected"]
 
 
+def test_a_new_ticket_names_the_tickets_it_mentions_to_the_unit(app: App) -> None:
+    first = _mail("Budi <budi@example.com>", "Jalan berlubang", "Jalan rusak.", "a@x")
+    _, older = _receive(app, first)
+    text = f"Sama seperti pengaduan {older} dan PRG-2026-000099-1, lampu juga mati."
+    _, newer = _receive(app, _mail("Siti <siti@example.net>", "Lampu", text, "m@x"))
+
+    with app.sessions() as session:
+        ticket = session.scalars(select(Ticket).where(Ticket.reference == newer)).one()
+        links = [(e.action, e.detail) for e in ticket.events if e.action == "linked"]
+        raw = session.scalars(
+            select(OutboxItem.raw)
+            .where(OutboxItem.kind == "unit_notification")
+            .order_by(OutboxItem.id.desc())
+        ).first()
+    assert links == [("linked", f"mentions {older}")]
+    notice = email.message_from_bytes(raw or b"", policy=default)
+    plain = notice.get_body(("plain",))
+    assert plain is not None
+    lines = str(plain.get_content()).splitlines()
+    start = lines.index("Tiket terkait   :")
+    assert lines[start : start + 3] == [
+        "Tiket terkait   :",
+        f"- {older}: disebut dalam pesan",
+        "",
+    ]
+
+
+def test_a_reply_to_a_letter_from_another_address_is_a_linked_new_ticket(
+    app: App,
+) -> None:
+    first = _mail("Budi <budi@example.com>", "Jalan berlubang", "Jalan rusak.", "a@x")
+    _, older = _receive(app, first)
+    with app.sessions() as session:
+        ack_id = session.scalars(
+            select(OutboxItem.message_id).where(OutboxItem.kind == "acknowledgement")
+        ).one()
+    forwarded = _mail(
+        "Istri Budi <ani@example.org>",
+        "Re: Pengaduan diterima",
+        "Saya istrinya, jalan makin rusak.",
+        "n@x",
+        extra=f"In-Reply-To: <{ack_id}>\n",
+    )
+
+    outcome, newer = _receive(app, forwarded)
+
+    assert outcome == Outcome.TICKET
+    assert newer != older
+    with app.sessions() as session:
+        ticket = session.scalars(select(Ticket).where(Ticket.reference == newer)).one()
+        links = [e.detail for e in ticket.events if e.action == "linked"]
+    assert links == [f"answers a letter of {older} from another address"]
+
+
 def test_automatic_mail_opens_nothing_and_sends_nothing(app: App) -> None:
     raw = (DATA / "intake-auto-reply.eml").read_bytes()
 

@@ -77,6 +77,7 @@ def new_ticket_fields(**changes: object) -> dict[str, object]:
         "due_at": DUE,
         "matched_keywords": ["pju", "lampu jalan"],
         "identity_missing": False,
+        "related": [],
     }
     fields.update(changes)
     return fields
@@ -536,6 +537,18 @@ def test_acknowledgement_in_working_hours_mode_names_working_hours(
         ("follow_up", "via subject", "nomor pengaduan di subjek"),
         ("reopened", "complainant replied", "pengadu membalas"),
         ("linked", "continues PRG-2026-000001-5", "lanjutan dari PRG-2026-000001-5"),
+        ("linked", "mentions PRG-2026-000001-5", "menyebut PRG-2026-000001-5"),
+        (
+            "linked",
+            "answers a letter of PRG-2026-000001-5 from another address",
+            "membalas surat PRG-2026-000001-5 dari alamat lain",
+        ),
+        (
+            "follow_up",
+            "via subject, check digit corrected",
+            "nomor pengaduan di subjek (digit terakhir dibetulkan)",
+        ),
+        ("identity", "identity (NIK or KTP) received", "identitas (NIK/KTP) diterima"),
         ("draft_approved", "approved by Camat Porong", "disetujui oleh Camat Porong"),
         (
             "escalation",
