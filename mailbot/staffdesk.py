@@ -105,6 +105,12 @@ class StaffDesk:
             return f"#{name}: tidak ada draf tanggapan yang menunggu."
         if name == "setuju" and not self.may_approve(ticket, staff):
             return "#setuju: draf sudah disetujui pada jabatan Bapak/Ibu."
+        if name == "setuju" and _answers_an_older_draft(turn):
+            return (
+                "#setuju: email yang Bapak/Ibu balas memuat draf lama yang sudah "
+                "diganti. Mohon baca draf terbaru pada permintaan persetujuan "
+                "berikutnya dan balas email itu."
+            )
         if name == "tanggapan" and self.needs_approval(staff) and pending_draft(ticket):
             # An approval answers the draft its approver read: a second draft
             # while one is out would take approvals meant for the first.
@@ -375,6 +381,20 @@ class _Turn:
             self.letters.to_staff(
                 self.session, self.ticket, self.received, self.answer_to_staff, self.now
             )
+
+
+def _answers_an_older_draft(turn: _Turn) -> bool:
+    """Whether the reply answers an approval request of a draft since replaced."""
+    # An approver approves the text they read: the request they answer must
+    # be of the pending draft, not of one sent back and rewritten since.
+    draft = pending_draft(turn.ticket)
+    cited = set(turn.received.mail.in_reply_to)
+    requests = [
+        m
+        for m in turn.ticket.messages
+        if m.kind == "approval_request" and m.message_id in cited
+    ]
+    return draft is not None and any(m.at < draft.at for m in requests)
 
 
 def pending_draft(ticket: Ticket) -> Event | None:

@@ -91,6 +91,11 @@ class Desk:
         assert plain is not None
         return " ".join(plain.get_content().split())
 
+    def message_ids(self, kind: str) -> list[str]:
+        with self.app.sessions() as session:
+            query = select(OutboxItem.message_id).where(OutboxItem.kind == kind)
+            return list(session.scalars(query.order_by(OutboxItem.id)))
+
     def ticket(self, seq: int = 1) -> Ticket:
         with self.app.sessions() as session:
             tickets = session.scalars(select(Ticket).order_by(Ticket.id)).all()
@@ -108,7 +113,7 @@ class Desk:
             assert ticket is not None
             return [(e.actor, e.action) for e in ticket.events]
 
-    def reply(self, sender: str, body: str) -> Outcome:
+    def reply(self, sender: str, body: str, in_reply_to: str = "") -> Outcome:
         self.count += 1
         self.clock.moment += timedelta(minutes=5)
         message = EmailMessage()
@@ -116,8 +121,11 @@ class Desk:
         message["To"] = OFFICE
         message["Subject"] = f"Re: [{self.ticket().reference}] Pengaduan baru"
         message["Message-ID"] = f"<reply-{self.count}@example.org>"
+        if in_reply_to:
+            message["In-Reply-To"] = f"<{in_reply_to}>"
         message.set_content(body)
-        return self.receive(message.as_bytes())
+        # Long Message-IDs stay on one line, as mail clients write them.
+        return self.receive(message.as_bytes(policy=default.clone(max_line_length=998)))
 
 
 @pytest.fixture
@@ -286,6 +294,26 @@ role = "camat"
 [workflow]
 approval = ["camat", "kasubag_umum", "sekcam"]
 """
+
+
+def test_approving_the_request_of_a_replaced_draft_is_refused(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk('[workflow]\napproval = ["sekcam"]\n')
+    desk.reply(EKBANG, "#tanggapan Draf pertama.")
+    desk.reply(SEKCAM, "#revisi Sebutkan tanggalnya.")
+    desk.reply(EKBANG, "#tanggapan Draf kedua, Senin 7 Desember.")
+    first, second = desk.message_ids("approval_request")
+
+    desk.reply(SEKCAM, "#setuju", in_reply_to=first)
+    refused = desk.last_text()
+    status_after_stale = desk.ticket().status
+    desk.reply(SEKCAM, "#setuju", in_reply_to=second)
+
+    assert "#setuju: email yang Bapak/Ibu balas memuat draf lama" in refused
+    assert status_after_stale == "in_progress"
+    assert desk.ticket().status == "answered"
+    assert "Draf kedua, Senin 7 Desember." in desk.last_text("final_response")
 
 
 def test_approval_by_several_posts_runs_up_the_chain_in_order(
