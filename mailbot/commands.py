@@ -46,6 +46,9 @@ class Desk(Protocol):
     def revise(self, text: str) -> None:
         """Send the pending draft back to the unit with a note."""
 
+    def close(self, text: str) -> None:
+        """Close a reopened ticket again without a letter to the complainant."""
+
 
 class Scope(enum.StrEnum):
     """Who may give a command."""
@@ -119,6 +122,17 @@ COMMANDS: tuple[Command, ...] = (
         Scope.SUPERVISOR,
         True,
         lambda desk, text: desk.reject(text),
+        argument_required=True,
+    ),
+    Command(
+        "selesai",
+        ("close",),
+        "ALASAN",
+        "Tutup kembali tiket yang dibuka ulang oleh pengadu tanpa surat baru "
+        "(hanya tiket yang pernah ditanggapi); ALASAN dicatat.",
+        Scope.UNIT,
+        True,
+        lambda desk, text: desk.close(text),
         argument_required=True,
     ),
     Command(

@@ -9,6 +9,7 @@ ticket that links the old reference.
 from __future__ import annotations
 
 import enum
+import re
 from datetime import datetime, timedelta
 
 from mailbot.models import Ticket, TicketStatus
@@ -16,21 +17,52 @@ from mailbot.models import Ticket, TicketStatus
 CLOSING_ACTIONS = ("answered", "rejected")
 
 
+# Words of a reply that only thanks or agrees ("Terima kasih banyak, Pak!").
+_THANKS_TEXT = (
+    "terima kasih makasih trims trimakasih terimakasih tq thanks thank you thx "
+    "banyak sekali atas bantuannya tanggapannya responnya infonya informasinya "
+    "jawabannya perhatiannya pak bu bapak ibu mas mbak ok oke okay baik siap sip "
+    "mantap alhamdulillah salam hormat saya kami nggih njih sudah beres selesai "
+    "wassalam sama sama-sama"
+)
+_THANKS_WORDS = frozenset(_THANKS_TEXT.split())
+_WORD = re.compile(r"[\w-]+")
+_THANKS_LIMIT = 25
+
+
 class Continuation(enum.StrEnum):
     FOLLOW_UP = "follow_up"
     REOPEN = "reopen"
     NEW_TICKET = "new_ticket"
+    # A closed ticket's complainant only thanks: kept, nothing reopened.
+    THANKS = "thanks"
 
 
-def continuation(ticket: Ticket, now: datetime, reopen_days: int) -> Continuation:
+def continuation(
+    ticket: Ticket, now: datetime, reopen_days: int, text: str = ""
+) -> Continuation:
     """How a complainant's reply continues this ticket."""
     if ticket.status not in (TicketStatus.ANSWERED, TicketStatus.REJECTED):
         return Continuation.FOLLOW_UP
 
     closed = closed_at(ticket)
-    if now - closed <= timedelta(days=reopen_days):
-        return Continuation.REOPEN
-    return Continuation.NEW_TICKET
+    if now - closed > timedelta(days=reopen_days):
+        return Continuation.NEW_TICKET
+    if only_thanks(text, signed=ticket.complainant_name):
+        return Continuation.THANKS
+    return Continuation.REOPEN
+
+
+def only_thanks(text: str, *, signed: str = "") -> bool:
+    """Whether a short reply does nothing but thank or agree.
+
+    ``signed`` is the complainant's name, which may sign the thanks.
+    """
+    words = _WORD.findall(text.lower())
+    if not words or len(words) > _THANKS_LIMIT:
+        return False
+    allowed = _THANKS_WORDS | set(_WORD.findall(signed.lower()))
+    return all(word in allowed for word in words)
 
 
 def closed_at(ticket: Ticket) -> datetime:

@@ -38,6 +38,7 @@ from mailbot.routing import Router
 from mailbot.screening import complainant_address
 from mailbot.signing import Signer
 from mailbot.sizelimits import store_within_limits
+from mailbot.sla import due_time
 from mailbot.staffdesk import StaffDesk
 from mailbot.threads import Link, Thread, base_subject, find_thread
 from mailbot.tickets import NewTicket, change_status, open_ticket, record_event
@@ -210,7 +211,8 @@ class Filing:
         ticket = thread.ticket
         now = self.clock.now()
         received = replace(received, text=new_text(received.text))
-        step = continuation(ticket, now, self.settings.workflow.reopen_days)
+        reopen_days = self.settings.workflow.reopen_days
+        step = continuation(ticket, now, reopen_days, received.text)
         if step == Continuation.NEW_TICKET:
             return self._successor(session, inbound, origin, received, ticket)
 
@@ -218,9 +220,9 @@ class Filing:
         record_event(session, ticket, "follow_up", f"via {thread.link}", at=now)
         self._take_identity(session, ticket, received, now)
         if step == Continuation.REOPEN:
-            change_status(session, ticket, TicketStatus.IN_PROGRESS, at=now)
-            record_event(session, ticket, "reopened", "complainant replied", at=now)
-            self.desk_letters.reopened(session, ticket, received, now)
+            self._reopen(session, ticket, received, now)
+        elif step == Continuation.THANKS:
+            record_event(session, ticket, "thanked", "ticket stays closed", at=now)
         else:
             self.letters.notify_follow_up(session, ticket, received, now)
         inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
@@ -232,6 +234,21 @@ class Filing:
             thread.link,
         )
         return _outcome(Outcome.FOLLOW_UP, inbound, ticket.reference)
+
+    def _reopen(
+        self, session: Session, ticket: Ticket, received: Received, now: datetime
+    ) -> None:
+        # A new promise from now: the old due time has passed, and counting
+        # from it would escalate the ticket the moment it reopened.
+        office = self.settings.office
+        hours, sla = office.response_hours, self.settings.sla
+        ticket.due_at = due_time(now, hours, sla, office.timezone)
+        ticket.escalation_step = 0
+        # The reopening notice is the unit's reminder.
+        ticket.reminded_at = now
+        change_status(session, ticket, TicketStatus.IN_PROGRESS, at=now)
+        record_event(session, ticket, "reopened", "complainant replied", at=now)
+        self.desk_letters.reopened(session, ticket, received, now)
 
     def _take_identity(
         self, session: Session, ticket: Ticket, received: Received, now: datetime

@@ -152,6 +152,10 @@ _HISTORY_PHRASES = (
     ),
     (re.compile(r"^identity \(NIK or KTP\) received$"), "identitas (NIK/KTP) diterima"),
     (re.compile(r"^complainant replied$"), "pengadu membalas"),
+    (
+        re.compile(r"^ticket stays closed$"),
+        "pengadu berterima kasih; tiket tetap selesai",
+    ),
     (re.compile(r"^continues "), "lanjutan dari "),
     (re.compile(r"^continued in "), "dilanjutkan pada "),
     (re.compile(r"^approved by "), "disetujui oleh "),
@@ -166,7 +170,7 @@ _HISTORY_PHRASES = (
 # The actions whose details mailbot writes; the others hold staff's own words.
 _WRITTEN_BY_MAILBOT = frozenset(
     {"created", "follow_up", "reopened", "linked", "draft_approved", "answered"}
-    | {"identity"}
+    | {"identity", "thanked"}
     | {"verified", "escalation", "reminder"}
 )
 

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 CLOSED = (TicketStatus.ANSWERED, TicketStatus.REJECTED)
 # Commands that decide what the complainant hears; one per reply, or it is unclear.
-DECISIONS = frozenset({"tanggapan", "tolak", "setuju", "revisi"})
+DECISIONS = frozenset({"tanggapan", "tolak", "setuju", "revisi", "selesai"})
 NO_TAG_HINT = (
     "Balasan Bapak/Ibu disimpan sebagai catatan internal dan TIDAK dikirim kepada "
     "pengadu. Untuk mengirim tanggapan, tulis #tanggapan di awal baris, diikuti "
@@ -97,6 +97,11 @@ class StaffDesk:
             return f"#{command.name}: tiket sudah {_closed_word(ticket)}."
         if command.name == "teruskan":
             return self._forward_refusal(invocation.argument, ticket)
+        if command.name == "selesai" and _last_closing(ticket) is None:
+            return (
+                "#selesai: tiket ini belum pernah ditanggapi; kirim #tanggapan "
+                "kepada pengadu."
+            )
         return self._draft_refusal(command.name, command.scope, turn)
 
     def _draft_refusal(self, name: str, scope: Scope, turn: _Turn) -> str:
@@ -298,6 +303,16 @@ class _Turn:
         self._event("rejected", text)
         self._status(TicketStatus.REJECTED)
 
+    def close(self, text: str) -> None:
+        closing = _last_closing(self.ticket)
+        if closing is None:  # checked before any command ran
+            raise CommandError("closing a ticket that was never answered")
+        self._event("closed", text)
+        self._status(closing)
+        self.answer_to_staff.lines.append(
+            "Tiket ditutup kembali tanpa surat kepada pengadu."
+        )
+
     def verify(self, text: str) -> None:
         detail = f"verified by {self.staff.name} ({self.staff.role})"
         self._event("verified", detail + (f": {text}" if text else ""))
@@ -414,6 +429,16 @@ def _scope_reason(scope: Scope) -> str:
         Scope.APPROVER: "hanya untuk penyetuju tanggapan.",
     }
     return reasons.get(scope, "tidak diizinkan.")
+
+
+def _last_closing(ticket: Ticket) -> TicketStatus | None:
+    """The state a ticket was last closed in, None if it never was."""
+    for event in reversed(ticket.events):
+        if event.action == "answered":
+            return TicketStatus.ANSWERED
+        if event.action == "rejected":
+            return TicketStatus.REJECTED
+    return None
 
 
 def _closed_word(ticket: Ticket) -> str:

@@ -38,12 +38,12 @@ def test_a_tag_inside_a_line_is_text_and_text_before_the_first_tag_is_ignored() 
 
 
 def test_a_mistyped_tag_is_answered_with_the_nearest_command() -> None:
-    instructions = read_commands("#tanggapn Sudah diperbaiki.\n#stat\n#selesai")
+    instructions = read_commands("#tanggapn Sudah diperbaiki.\n#stat\n#arsip")
 
     assert instructions.problems == (
         "Perintah #tanggapn tidak dikenal. Maksud Anda #tanggapan?",
         "Perintah #stat tidak dikenal. Maksud Anda #status?",
-        "Perintah #selesai tidak dikenal.",
+        "Perintah #arsip tidak dikenal.",
     )
     assert instructions.invocations == ()
 
@@ -99,7 +99,7 @@ def test_text_without_tags_gives_nothing() -> None:
 def test_every_tag_is_unique_across_the_table() -> None:
     tags = [tag for command in COMMANDS for tag in command.tags]
 
-    assert len(tags) == len(set(tags)) == 19
+    assert len(tags) == len(set(tags)) == 21
     assert find_command("disposisi") is find_command("teruskan")
 
 
@@ -111,6 +111,7 @@ def test_help_is_generated_from_the_table() -> None:
         "#catatan TEKS",
         "#teruskan UNIT",
         "#tolak ALASAN",
+        "#selesai ALASAN",
         "#verifikasi",
         "#status",
         "#bantuan",

@@ -536,6 +536,11 @@ def test_acknowledgement_in_working_hours_mode_names_working_hours(
         ("follow_up", "via signed-id", "membalas surat dari sistem"),
         ("follow_up", "via subject", "nomor pengaduan di subjek"),
         ("reopened", "complainant replied", "pengadu membalas"),
+        (
+            "thanked",
+            "ticket stays closed",
+            "pengadu berterima kasih; tiket tetap selesai",
+        ),
         ("linked", "continues PRG-2026-000001-5", "lanjutan dari PRG-2026-000001-5"),
         ("linked", "mentions PRG-2026-000001-5", "menyebut PRG-2026-000001-5"),
         (

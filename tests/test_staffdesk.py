@@ -432,14 +432,63 @@ def test_setuju_without_a_draft_is_refused(make_desk: Callable[[str], Desk]) -> 
     assert "#setuju: tidak ada draf tanggapan yang menunggu." in desk.last_text()
 
 
-def _citizen_reply(desk: Desk, number: int) -> Outcome:
+def _citizen_reply(desk: Desk, number: int, text: str = "Masih mati.") -> Outcome:
     message = EmailMessage()
     message["From"] = f"Budi Santoso <{BUDI}>"
     message["To"] = OFFICE
     message["Subject"] = f"Re: [{desk.ticket().reference}] Tanggapan atas pengaduan"
     message["Message-ID"] = f"<budi-{number}@example.com>"
-    message.set_content("Masih mati.\n\nPada Rab, 2 Des 2026 menulis:\n> lama\n")
+    message.set_content(f"{text}\n\nPada Rab, 2 Des 2026 menulis:\n> lama\n")
     return desk.receive(message.as_bytes())
+
+
+def test_selesai_closes_a_reopened_ticket_without_a_letter(desk: Desk) -> None:
+    desk.reply(EKBANG, "#selesai salah kirim")
+    refusal = desk.last_text()
+    desk.reply(EKBANG, "#tanggapan Sudah diganti.")
+    _citizen_reply(desk, 1, "Lampunya sudah menyala, tapi berkedip.")
+    letters_before = len(desk.letters())
+
+    desk.reply(EKBANG, "#selesai berkedip karena tegangan PLN, bukan lampunya")
+
+    assert "#selesai: tiket ini belum pernah ditanggapi; kirim #tanggapan" in refusal
+    assert desk.ticket().status == "answered"
+    assert desk.letters()[letters_before:] == [("command_reply", (EKBANG,))]
+    assert "Tiket ditutup kembali tanpa surat kepada pengadu." in desk.last_text()
+    assert desk.history()[-2:] == [
+        (EKBANG, "closed", "berkedip karena tegangan PLN, bukan lampunya"),
+        (EKBANG, "status", "in_progress -> answered"),
+    ]
+
+
+def test_a_thank_you_keeps_the_ticket_closed_and_tells_nobody(desk: Desk) -> None:
+    desk.reply(EKBANG, "#tanggapan Sudah diganti.")
+    letters_before = len(desk.letters())
+
+    outcome = _citizen_reply(desk, 1, "Terima kasih banyak, Pak!\n\nBudi Santoso")
+
+    assert outcome == Outcome.FOLLOW_UP
+    assert desk.ticket().status == "answered"
+    assert len(desk.letters()) == letters_before
+    assert desk.history()[-2:] == [
+        ("mailbot", "follow_up", "via subject"),
+        ("mailbot", "thanked", "ticket stays closed"),
+    ]
+
+
+def test_a_reopened_ticket_gets_a_new_due_time_and_starts_the_sla_again(
+    desk: Desk,
+) -> None:
+    desk.reply(EKBANG, "#tanggapan Sudah diganti.")
+    desk.clock.moment += timedelta(days=3)
+    reopened_at = desk.clock.now()
+
+    _citizen_reply(desk, 1, "Terima kasih, tapi lampunya mati lagi.")
+
+    ticket = desk.ticket()
+    assert ticket.status == "in_progress"
+    assert ticket.due_at == reopened_at + timedelta(hours=24)
+    assert (ticket.escalation_step, ticket.reminded_at) == (0, reopened_at)
 
 
 def test_the_reopen_window_is_counted_from_the_answer(desk: Desk) -> None:
