@@ -30,8 +30,19 @@ _PREFIXES = re.compile(
 )
 
 
+# The titles our letters put before a ticket's subject (letters, deskletters,
+# escalation): a reply to one of them must not open "Pengaduan diterima: ...".
+_OUR_TITLES = re.compile(
+    r"^\s*(?:pengaduan diterima|tanggapan atas pengaduan|pengaduan tidak dapat "
+    r"diproses|balasan sistem|pengaduan baru|tambahan dari pelapor|dibuka kembali "
+    r"oleh pelapor|disposisi pengaduan|mohon persetujuan tanggapan|pesan sistem|"
+    r"pengingat batas tanggapan)\s*:\s*",
+    re.IGNORECASE,
+)
+
+
 def base_subject(subject: str, prefix: str) -> str:
-    """The subject without reply prefixes and without our references in it.
+    """The subject without reply prefixes, our titles and our references.
 
     A new ticket must not carry another ticket's reference, even one its sender
     typed: the reference would then travel in our letters about the new ticket.
@@ -39,7 +50,11 @@ def base_subject(subject: str, prefix: str) -> str:
     cleaned = subject
     for reference in find_references(subject, prefix):
         cleaned = cleaned.replace(f"[{reference}]", " ").replace(str(reference), " ")
-    cleaned = _PREFIXES.sub("", cleaned.strip())
+    while True:
+        shorter = _OUR_TITLES.sub("", _PREFIXES.sub("", cleaned.strip()))
+        if shorter == cleaned:
+            break
+        cleaned = shorter
     return " ".join(cleaned.split())
 
 

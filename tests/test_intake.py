@@ -463,6 +463,16 @@ def test_info_logs_carry_no_citizen_address_subject_or_body(
         ("TR: PRG-2026-000001-5 lampu", "lampu"),
         ("Re: [PRG-2026-000001-4] salah digit", "[PRG-2026-000001-4] salah digit"),
         ("Resepsi pernikahan berisik", "Resepsi pernikahan berisik"),
+        (
+            "Re: [PRG-2026-000001-5] Pengaduan diterima: jalan rusak",
+            "jalan rusak",
+        ),
+        (
+            "Fwd: [PRG-2026-000001-5] Pengaduan baru: Re: Tanggapan atas pengaduan: "
+            "banjir",
+            "banjir",
+        ),
+        ("Pengaduan baru di RT 3", "Pengaduan baru di RT 3"),
     ],
 )
 def test_base_subject_drops_prefixes_and_our_references(
