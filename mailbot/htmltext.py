@@ -14,6 +14,8 @@ import re
 
 import nh3
 from inscriptis import get_text
+from inscriptis.css_profiles import CSS_PROFILES
+from inscriptis.model.config import ParserConfig
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,12 @@ _TRAILING_SPACE = re.compile(r"[ \t\u00a0]+\n")
 _INVISIBLE = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
 _PROCESSING_INSTRUCTION = re.compile(r"<\?.*?\?>", re.DOTALL)
+# Links keep their address (a citizen's evidence is often a Drive or YouTube
+# link); the strict profile does not indent the nested <div>s of Gmail and Yahoo.
+_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=True)
+# How inscriptis writes a link: [text](address), the address with at most one
+# level of parentheses (Wikipedia's do have them).
+_LINK = re.compile(r"\[([^\[\]\n]*)\]\(((?:[^()\s]|\([^()\s]*\))*)\)")
 
 
 def html_to_text(html: str) -> str:
@@ -34,13 +42,24 @@ def html_to_text(html: str) -> str:
     # lxml refuses a str that declares its encoding (<?xml ... encoding=...?>).
     if "<?" in html:
         html = _PROCESSING_INSTRUCTION.sub("", html)
-    text = _tidy(get_text(html))
+    text = _tidy(_LINK.sub(_link_text, get_text(html, _CONFIG)))
 
     # lxml gives up on very deep nesting and inscriptis then returns nothing.
     if not text and _TAG.sub("", html).strip():
         log.debug("inscriptis returned no text; tags stripped instead")
         text = _tidy(entities.unescape(_TAG.sub(" ", _INVISIBLE.sub(" ", html))))
     return text
+
+
+def _link_text(match: re.Match[str]) -> str:
+    text, address = match[1].strip(), match[2]
+    # An anchor ("#top"), a relative or a script link says nothing to staff.
+    if not address.lower().startswith(_LINK_SCHEMES):
+        return text
+    shown = address.removeprefix("mailto:").removeprefix("tel:")
+    if not text or text in (address, shown):
+        return shown
+    return f"{text} <{shown}>"
 
 
 def sanitise_html(html: str) -> str:

@@ -18,6 +18,24 @@ def test_html_to_text_keeps_lists_and_drops_scripts() -> None:
     assert text == "Jalan rusak & berlubang.\n\n  * RT 03\n  * RW 02\n\nTerima kasih"
 
 
+def test_html_to_text_keeps_link_addresses_and_does_not_indent_gmail_divs() -> None:
+    html = (
+        '<div dir="ltr"><div>Banjir: <a href="https://drive.google.com/file/d/1A/v">'
+        'video banjir</a>.</div><div><a href="https://example.com">'
+        'https://example.com</a> <a href="mailto:rt03@example.com">rt03@example.com'
+        '</a> <a href="#atas">atas</a> <a href="javascript:alert(1)">klik</a> '
+        '<a href="https://id.wikipedia.org/wiki/Porong_(kota)">wiki</a></div></div>'
+    )
+
+    text = html_to_text(html)
+
+    assert text == (
+        "Banjir: video banjir <https://drive.google.com/file/d/1A/v>.\n"
+        "https://example.com rt03@example.com atas klik "
+        "wiki <https://id.wikipedia.org/wiki/Porong_(kota)>"
+    )
+
+
 def test_html_to_text_of_empty_or_nul_html() -> None:
     assert html_to_text("") == ""
     assert html_to_text("<p>a\x00b</p>") == "ab"
