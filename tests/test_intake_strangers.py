@@ -82,7 +82,7 @@ def test_stranger_quoting_a_reference_gets_a_ticket_of_their_own(app: App) -> No
         "received",
         2,
         "lain@example.net",
-        "Pengaduan diterima: Jalan rusak di RT 03",
+        "Jalan rusak di RT 03",
     )
     [(_, recipients, raw)] = transport.sent
     assert recipients == ("lain@example.net",)
