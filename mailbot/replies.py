@@ -76,3 +76,32 @@ def _library_cut(text: str) -> str:
         return text
     body: str = replies[0].body
     return body
+
+
+# A closing line of a staff answer ("Salam,", "Hormat kami,", "Terima kasih,")
+# that the lines of a sign-off follow: name, post, phone number.
+_VALEDICTION = re.compile(
+    r"^[ \t]*(?:salam(?: hormat)?|hormat (?:saya|kami)|wassalam\w*(?: [\w.]+)*"
+    r"|terima ?kasih|matur nuwun|regards|best regards)[ \t,.!]*$",
+    re.IGNORECASE,
+)
+_SIGN_OFF_LINES = 4
+_SIGN_OFF_WIDTH = 60
+
+
+def without_sign_off(text: str) -> str:
+    """A staff answer without the sign-off after its closing line.
+
+    The letters close with the office's own "Hormat kami"; a staff member's
+    name, post and personal phone number are not for the complainant. A
+    closing line that ends the text, with nothing after it, stays.
+    """
+    lines = text.rstrip().split("\n")
+    for index in range(max(len(lines) - _SIGN_OFF_LINES - 1, 0), len(lines) - 1):
+        if not _VALEDICTION.match(lines[index]):
+            continue
+        after = [line for line in lines[index + 1 :] if line.strip()]
+        kept = "\n".join(lines[:index]).rstrip()
+        if kept and after and all(len(line) <= _SIGN_OFF_WIDTH for line in after):
+            return kept
+    return text.rstrip()

@@ -24,6 +24,7 @@ from mailbot.errors import CommandError
 from mailbot.letters import Received
 from mailbot.models import Event, Ticket, TicketStatus
 from mailbot.policy import POST_TITLES, VERIFICATION_CHAIN, Role
+from mailbot.replies import without_sign_off
 from mailbot.tickets import change_status, record_event
 
 log = logging.getLogger(__name__)
@@ -243,6 +244,7 @@ class _Turn:
             self._status(TicketStatus.IN_PROGRESS)
 
     def answer(self, text: str) -> None:
+        text = self._for_the_complainant(text)
         if self.desk.needs_approval(self.staff):
             self._draft(text)
             return
@@ -299,9 +301,19 @@ class _Turn:
         self.letters.forwarded(self.session, self.ticket, self.staff, rest, self.now)
 
     def reject(self, text: str) -> None:
+        text = self._for_the_complainant(text)
         self.letters.rejection(self.session, self.ticket, text, self.now)
         self._event("rejected", text)
         self._status(TicketStatus.REJECTED)
+
+    def _for_the_complainant(self, text: str) -> str:
+        kept = without_sign_off(text)
+        if kept != text.rstrip():
+            self.answer_to_staff.lines.append(
+                "Salam penutup dan tanda tangan Bapak/Ibu tidak disertakan dalam "
+                "surat kepada pengadu; surat ditutup atas nama kantor."
+            )
+        return kept
 
     def close(self, text: str) -> None:
         closing = _last_closing(self.ticket)

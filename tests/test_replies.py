@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.parsing import parse_message
-from mailbot.replies import new_text
+from mailbot.replies import new_text, without_sign_off
 
 DATA = Path(__file__).parent / "data"
 NOW = datetime(2026, 12, 3, 6, 0, tzinfo=UTC)
@@ -111,3 +111,29 @@ def test_a_bottom_posted_reply_keeps_the_text_below_the_quote() -> None:
     )
 
     assert new_text(text) == "Belum, masih mati."
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        (
+            "Lampu sudah diganti.\n\nSalam,\nBambang S.\nStaf Seksi Trantib\n"
+            "HP 0812-3456-7890",
+            "Lampu sudah diganti.",
+        ),
+        (
+            "Bukan wewenang kecamatan.\nHormat kami,\nKasubag Umum",
+            "Bukan wewenang kecamatan.",
+        ),
+        ("Lampu sudah diganti.\nTerima kasih.", "Lampu sudah diganti.\nTerima kasih."),
+        ("Salam\nKasubag Umum", "Salam\nKasubag Umum"),
+        (
+            "Sudah diganti.\n\nSalam,\nHendra\n\nNB: kabel juga diganti oleh PLN pada "
+            "hari Senin pagi sesuai jadwal pemeliharaan",
+            "Sudah diganti.\n\nSalam,\nHendra\n\nNB: kabel juga diganti oleh PLN pada "
+            "hari Senin pagi sesuai jadwal pemeliharaan",
+        ),
+    ],
+)
+def test_a_staff_sign_off_is_cut_after_its_closing_line(text: str, kept: str) -> None:
+    assert without_sign_off(text) == kept

@@ -224,20 +224,27 @@ def test_a_unit_mailbox_acts_as_its_unit(desk: Desk) -> None:
     assert desk.letters()[-1] == ("final_response", (BUDI,))
 
 
-def test_a_colon_after_the_tag_and_signature_hashtags_stay_out_of_the_answer(
+def test_the_colon_sign_off_and_hashtags_of_staff_stay_out_of_the_answer(
     desk: Desk,
 ) -> None:
     desk.reply(
         EKBANG,
-        "#Tanggapan: Lampu sudah diganti.\n\nSalam,\nHendra\n#SidoarjoBersih #Porong",
+        "#Tanggapan: Lampu sudah diganti.\n\nSalam,\nHendra\nStaf Ekbang\n"
+        "HP 0812-3456-7890\n#SidoarjoBersih #Porong",
     )
 
-    text = desk.last_text()
+    text = desk.last_text("final_response")
     assert desk.ticket().status == "answered"
-    assert desk.letters()[-1] == ("final_response", (BUDI,))
+    assert desk.letters()[-2:] == [
+        ("final_response", (BUDI,)),
+        ("command_reply", (EKBANG,)),
+    ]
     rule = "-" * 60
-    assert text.split(rule)[1] == " Lampu sudah diganti. Salam, Hendra "
+    assert text.split(rule)[1] == " Lampu sudah diganti. "
     assert "#" not in text
+    assert "Salam penutup dan tanda tangan Bapak/Ibu tidak disertakan" in (
+        desk.last_text()
+    )
 
 
 def test_with_approval_a_unit_answer_waits_for_the_approver(
