@@ -78,6 +78,13 @@ class Filing:
         origin: Origin,
     ) -> Disposition:
         thread = self._find_thread(session, mail, self.staff)
+        received = self._received(
+            mail, archived, origin.received_at or self.clock.now()
+        )
+        staff = mail.sender_address in self.staff
+        if thread is not None and thread.answers_a_staff_letter and not staff:
+            return self._outsider(session, inbound, thread, received)
+
         related: list[Related] = []
         if thread is not None and not self._may_join(thread, mail):
             on_commit(
@@ -88,14 +95,11 @@ class Filing:
             )
             related.append(Related.answered_elsewhere(thread.ticket.reference))
             thread = None
-        received = self._received(
-            mail, archived, origin.received_at or self.clock.now()
-        )
-        if mail.sender_address in self.staff:
+        if staff:
             check = self._check_staff(mail, thread)
             if not check.authentic:
                 return self._forged(session, inbound, thread, check)
-        if mail.sender_address in self.staff and thread is not None:
+        if staff and thread is not None:
             return self._staff_mail(session, inbound, thread, received)
         if thread is not None:
             return self._follow_up(session, inbound, thread, received, origin)
@@ -184,6 +188,38 @@ class Filing:
         self.letters.notify_unit(session, ticket, received, now, related)
         inbound.status, inbound.ticket = InboundStatus.TICKET, ticket
         return _outcome(Outcome.TICKET, inbound, ticket.reference)
+
+    def _outsider(
+        self, session: Session, inbound: InboundMail, thread: Thread, received: Received
+    ) -> Disposition:
+        """A reply to a letter for staff from someone not on the staff list.
+
+        Someone a notice was passed on to (a village head, a colleague not in
+        [[staff]]): what they wrote reaches the unit, but it is not a complaint
+        and its tags are not commands.
+        """
+        ticket, now = thread.ticket, self.clock.now()
+        received = replace(received, text=new_text(received.text))
+        keep(session, ticket, inbound, received, kind="outsider_reply")
+        record_event(
+            session, ticket, "outsider_reply", "reply to a staff letter", at=now
+        )
+        lines = [
+            "Balasan atas email staf untuk tiket ini datang dari "
+            f"{received.mail.sender_address}, yang tidak terdaftar sebagai staf. "
+            "Tagar di dalamnya tidak dijalankan sebagai perintah.",
+            "Isi pesan:",
+            received.text or "(tanpa teks baru)",
+        ]
+        self.desk_letters.to_unit(session, ticket, lines, now)
+        inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
+        on_commit(
+            session,
+            log.info,
+            "ticket %s: reply to a staff letter from outside the staff",
+            ticket.reference,
+        )
+        return _outcome(Outcome.FOLLOW_UP, inbound, ticket.reference)
 
     def _mentioned(
         self, session: Session, received: Received, known: Sequence[Related]

@@ -147,6 +147,10 @@ _HISTORY_PHRASES = (
     ),
     (re.compile(r"^mentions "), "menyebut "),
     (
+        re.compile(r"^reply to a staff letter$"),
+        "balasan dari luar staf atas email staf",
+    ),
+    (
         re.compile(r"^answers a letter of (\S+) from another address$"),
         r"membalas surat \1 dari alamat lain",
     ),
@@ -170,7 +174,7 @@ _HISTORY_PHRASES = (
 # The actions whose details mailbot writes; the others hold staff's own words.
 _WRITTEN_BY_MAILBOT = frozenset(
     {"created", "follow_up", "reopened", "linked", "draft_approved", "answered"}
-    | {"identity", "thanked"}
+    | {"identity", "thanked", "outsider_reply"}
     | {"verified", "escalation", "reminder"}
 )
 

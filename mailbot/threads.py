@@ -58,6 +58,12 @@ def base_subject(subject: str, prefix: str) -> str:
     return " ".join(cleaned.split())
 
 
+# The kinds of our letters that go to staff, never to the complainant.
+STAFF_LETTERS = frozenset(
+    {"unit_notification", "follow_up_notification", "approval_request"}
+    | {"command_reply", "unit_message", "sla_reminder", "sla_escalation"}
+)
+
 # How many cited Message-IDs, newest first, a reply is threaded by.
 CITED_IDS_LIMIT = 50
 
@@ -76,6 +82,13 @@ class Thread:
     link: Link
     # True when a signed id shows the letter went to this very sender.
     addressed_to_sender: bool
+    # The kind of our letter a signed id names ("acknowledgement", ...).
+    letter_kind: str = ""
+
+    @property
+    def answers_a_staff_letter(self) -> bool:
+        """Whether the message replies to a letter mailbot wrote to staff."""
+        return self.link == Link.SIGNED_ID and self.letter_kind in STAFF_LETTERS
 
 
 def find_thread(
@@ -113,7 +126,7 @@ def _by_signed_id(
         ticket = _by_reference(session, str(signed.reference))
         if ticket is not None:
             addressed = signed.addressed_to(signer, mail.sender_address)
-            return Thread(ticket, Link.SIGNED_ID, addressed)
+            return Thread(ticket, Link.SIGNED_ID, addressed, signed.kind)
     return None
 
 

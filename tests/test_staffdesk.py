@@ -14,7 +14,7 @@ from email.policy import default
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mailbot.app import App
 from mailbot.commands import COMMANDS
@@ -466,6 +466,39 @@ def test_selesai_closes_a_reopened_ticket_without_a_letter(desk: Desk) -> None:
         (EKBANG, "closed", "berkedip karena tegangan PLN, bukan lampunya"),
         (EKBANG, "status", "in_progress -> answered"),
     ]
+
+
+def test_a_non_staff_reply_to_a_staff_letter_reaches_the_unit_and_runs_nothing(
+    desk: Desk,
+) -> None:
+    notice = desk.message_ids("unit_notification")[0]
+    tickets_before = len(desk.letters())
+
+    outcome = desk.reply(
+        "kades.pamotan@example.org",
+        "#tanggapan Warga sudah kami bantu.\n\nKades Pamotan",
+        in_reply_to=notice,
+    )
+
+    assert outcome == Outcome.FOLLOW_UP
+    assert desk.ticket().status == "received"
+    assert desk.letters()[tickets_before:] == [
+        ("unit_message", ("ekbang.porong@example.go.id",)),
+        ("unit_message", (EKBANG,)),
+    ]
+    text = desk.last_text()
+    assert (
+        "datang dari kades.pamotan@example.org, yang tidak terdaftar sebagai staf. "
+        "Tagar di dalamnya tidak dijalankan sebagai perintah. Isi pesan: "
+        "#tanggapan Warga sudah kami bantu. Kades Pamotan"
+    ) in text
+    assert desk.history()[-1] == (
+        "mailbot",
+        "outsider_reply",
+        "reply to a staff letter",
+    )
+    with desk.app.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Ticket)) == 1
 
 
 def test_a_thank_you_keeps_the_ticket_closed_and_tells_nobody(desk: Desk) -> None:
