@@ -145,7 +145,7 @@ class StaffDesk:
             return supervisor or staff.unit == ticket.unit_code
         if scope == Scope.SUPERVISOR:
             return supervisor
-        return staff.role in self.settings.workflow.approval
+        return self._post(staff) >= 0
 
     def find_unit(self, argument: str) -> UnitConfig | None:
         """The unit named at the start of ``argument``, by code or by name."""
@@ -186,8 +186,19 @@ class StaffDesk:
         return self.settings.first_held(self.approval_chain()[self._post(staff) + 1 :])
 
     def _post(self, staff: StaffConfig) -> int:
+        """The staff member's place among the approving posts, -1 for none.
+
+        A post above the last approving one (the Camat when only the Sekcam
+        approves) stands beyond it: it may approve, and covers the others.
+        """
         chain = self.approval_chain()
-        return chain.index(staff.role) if staff.role in chain else -1
+        if staff.role in chain:
+            return chain.index(staff.role)
+        if chain and staff.role in VERIFICATION_CHAIN:
+            above = VERIFICATION_CHAIN.index(staff.role)
+            if above > VERIFICATION_CHAIN.index(chain[-1]):
+                return len(chain)
+        return -1
 
     def _reached(self, ticket: Ticket) -> int:
         chain = self.approval_chain()

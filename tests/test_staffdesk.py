@@ -303,6 +303,27 @@ approval = ["camat", "kasubag_umum", "sekcam"]
 """
 
 
+def test_a_post_above_the_approvers_may_approve_and_one_below_may_not(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    camat = f'[[staff]]\nemail = "{CAMAT}"\nname = "Camat Porong"\nrole = "camat"\n'
+    desk = make_desk(camat + '[workflow]\napproval = ["sekcam"]\n')
+    desk.reply(EKBANG, "#tanggapan Lampu diganti Senin.")
+
+    desk.reply(OPERATOR, "#setuju")
+    refusal = desk.last_text()
+    desk.reply(CAMAT, "#setuju")
+
+    assert "#setuju: hanya untuk penyetuju tanggapan." in refusal
+    assert desk.ticket().status == "answered"
+    assert "Lampu diganti Senin." in desk.last_text("final_response")
+    assert desk.actions()[-3:] == [
+        (CAMAT, "draft_approved"),
+        (CAMAT, "answered"),
+        (CAMAT, "status"),
+    ]
+
+
 def test_approving_the_request_of_a_replaced_draft_is_refused(
     make_desk: Callable[[str], Desk],
 ) -> None:
