@@ -134,7 +134,13 @@ class DeskLetters:
     ) -> list[OutboxItem]:
         """Ask each approver to approve or revise a unit's draft response."""
         fields = self.letters.ticket_fields(ticket)
-        fields.update(draft=draft, author=author.name)
+        # The approver checks the answer against the question.
+        complaint = _first_complaint(ticket)
+        fields.update(
+            draft=draft,
+            author=author.name,
+            complaint=notice_text(complaint.text) if complaint else "",
+        )
         letter = self.letters.staff_letter(
             ticket,
             "approval_request",

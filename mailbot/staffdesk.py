@@ -381,8 +381,11 @@ class _Turn:
         )
 
     def revise(self, text: str) -> None:
+        draft = pending_draft(self.ticket)
         self._event("draft_revised", text)
         lines = [f"Draf tanggapan dikembalikan oleh {self.staff.name}:", text]
+        if draft is not None:
+            lines += ["Draf yang dikembalikan:", draft.detail]
         self.letters.to_unit(self.session, self.ticket, lines, self.now)
 
     def untagged(self) -> DeskResult:

@@ -82,14 +82,13 @@ class Desk:
 
     def last_text(self, kind: str | None = None) -> str:
         """The plain text of the newest letter, or of the newest of ``kind``."""
+        return self.texts(kind)[-1]
+
+    def texts(self, kind: str | None = None) -> list[str]:
+        """The plain text of each letter, or of each of ``kind``, on one line."""
         with self.app.sessions() as session:
-            item = session.scalars(select(OutboxItem).order_by(OutboxItem.id)).all()
-        item = [i for i in item if kind is None or i.kind == kind]
-        message = email.message_from_bytes(item[-1].raw, policy=default)
-        assert isinstance(message, EmailMessage)
-        plain = message.get_body(preferencelist=("plain",))
-        assert plain is not None
-        return " ".join(plain.get_content().split())
+            items = session.scalars(select(OutboxItem).order_by(OutboxItem.id)).all()
+        return [_plain(i.raw) for i in items if kind is None or i.kind == kind]
 
     def message_ids(self, kind: str) -> list[str]:
         with self.app.sessions() as session:
@@ -126,6 +125,14 @@ class Desk:
         message.set_content(body)
         # Long Message-IDs stay on one line, as mail clients write them.
         return self.receive(message.as_bytes(policy=default.clone(max_line_length=998)))
+
+
+def _plain(raw: bytes) -> str:
+    message = email.message_from_bytes(raw, policy=default)
+    assert isinstance(message, EmailMessage)
+    plain = message.get_body(preferencelist=("plain",))
+    assert plain is not None
+    return " ".join(plain.get_content().split())
 
 
 @pytest.fixture
@@ -270,6 +277,11 @@ def test_with_approval_a_unit_answer_waits_for_the_approver(
         ("command_reply", (SEKCAM,)),
     ]
     assert "Lampu diganti Senin, 7 Desember." in desk.last_text("final_response")
+    request = desk.last_text("approval_request")
+    assert "Isi pengaduan: ------" in request
+    assert "Lampu PJU" in request.split("Isi pengaduan:")[1].split("Draf tanggapan:")[0]
+    revised = desk.texts("unit_message")[0]
+    assert "Draf yang dikembalikan: Lampu diganti minggu depan." in revised
     assert "Draf disetujui. Tanggapan telah dikirim kepada pengadu." in (
         desk.last_text()
     )
