@@ -40,7 +40,11 @@ class App:
         sessions = open_database(settings.storage.url, create=create)
         signer = load_signer(settings)
         router = Router(settings.units)
-        renderer = Renderer(default_templates_dir(), timezone=settings.office.timezone)
+        renderer = Renderer(
+            default_templates_dir(),
+            timezone=settings.office.timezone,
+            approval=bool(settings.workflow.approval),
+        )
         letters = Correspondence(settings, signer, renderer)
         filing = Filing(
             settings,

@@ -254,8 +254,11 @@ def _is_hashtag(tag: str, line: str) -> bool:
     return bool(_CAMEL_CASE.search(tag) or _HASHTAGS_ONLY.match(line))
 
 
-def help_rows() -> list[dict[str, str]]:
-    """The command table as fields for the help templates."""
+def help_rows(*, approval: bool = True) -> list[dict[str, str]]:
+    """The command table as fields for the help templates.
+
+    Without ``approval`` the approvers' commands are left out.
+    """
     return [
         {
             "usage": command.usage,
@@ -263,4 +266,5 @@ def help_rows() -> list[dict[str, str]]:
             "help": command.help,
         }
         for command in COMMANDS
+        if approval or command.scope != Scope.APPROVER
     ]

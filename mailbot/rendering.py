@@ -200,7 +200,13 @@ def line_breaks(text: str) -> Markup:
 class Renderer:
     """Renders named templates; one environment, each template compiled once."""
 
-    def __init__(self, templates_dir: Path, *, timezone: str = "Asia/Jakarta") -> None:
+    def __init__(
+        self,
+        templates_dir: Path,
+        *,
+        timezone: str = "Asia/Jakarta",
+        approval: bool = True,
+    ) -> None:
         self.templates_dir = templates_dir
         self.timezone = timezone
         ZoneInfo(timezone)  # an unknown zone fails here, not at the first render
@@ -230,8 +236,9 @@ class Renderer:
             status_tiket=status_label,
             riwayat=history_detail,
         )
-        # Every staff letter ends with the command list, made from its table.
-        self._env.globals["staff_commands"] = help_rows()
+        # Every staff letter ends with the command list, made from its table;
+        # #setuju and #revisi only where drafts are approved.
+        self._env.globals["staff_commands"] = help_rows(approval=approval)
 
     def _wib(self, moment: datetime) -> str:
         return format_wib(moment, self.timezone)

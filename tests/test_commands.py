@@ -103,6 +103,21 @@ def test_every_tag_is_unique_across_the_table() -> None:
     assert find_command("disposisi") is find_command("teruskan")
 
 
+def test_help_without_approval_leaves_out_the_approvers_commands() -> None:
+    rows = help_rows(approval=False)
+
+    assert [row["usage"] for row in rows] == [
+        "#tanggapan TEKS",
+        "#catatan TEKS",
+        "#teruskan UNIT",
+        "#tolak ALASAN",
+        "#selesai ALASAN",
+        "#verifikasi",
+        "#status",
+        "#bantuan",
+    ]
+
+
 def test_help_is_generated_from_the_table() -> None:
     rows = help_rows()
 

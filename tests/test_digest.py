@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from clirun import mailbot
 from digest_scenario import ACCOUNTS, DAY, NOW, build, wib
-from seeding import CHAIN_STAFF_TOML, FixedClock
+from seeding import CHAIN_STAFF_TOML, FixedClock, add_ticket
 from sqlalchemy import select
 
 from mailbot.app import App
@@ -136,6 +136,24 @@ def test_the_overdue_list_is_capped_and_the_rest_counted(tmp_path: Path) -> None
         "PRG-2026-000007-7"
     ]
     assert "... dan 1 pengaduan lain yang lewat batas." in text
+
+
+def test_a_long_subject_is_cut_in_the_overdue_list(app: App) -> None:
+    with app.sessions.begin() as session:
+        add_ticket(
+            session,
+            app.settings,
+            NOW - timedelta(days=3),
+            subject="Jalan rusak parah di depan balai desa " * 15,
+        )
+
+    text = render_digest(app.renderer, computed(app), app.settings).text
+
+    (line,) = [row for row in text.splitlines() if "Jalan rusak parah" in row]
+    assert line.strip() == (
+        "Jalan rusak parah di depan balai desa Jalan rusak parah di depan balai "
+        "desa Jalan rusak parah di..."
+    )
 
 
 def test_the_committed_example_is_what_the_scenario_renders(app: App) -> None:
