@@ -296,6 +296,12 @@ class _Turn:
         if unit is None:  # checked before any command ran
             raise CommandError("forward to an unknown unit")
         old = self.ticket.unit_code
+        # Told while the ticket is still theirs, so that they stop work on it.
+        moved = (
+            f"Tiket ini dipindahkan ke {unit.name} oleh {self.staff.name}; "
+            "unit itu yang kini menanganinya."
+        )
+        self.letters.to_unit(self.session, self.ticket, [moved], self.now)
         self.ticket.unit_code = unit.code
         rest = "\n".join(text.splitlines()[1:]).strip()
         self._event(
@@ -310,6 +316,9 @@ class _Turn:
             unit.code,
         )
         self.letters.forwarded(self.session, self.ticket, self.staff, rest, self.now)
+        self.answer_to_staff.lines.append(
+            f"Tiket diteruskan ke {unit.name}; unit itu sudah diberi tahu."
+        )
 
     def reject(self, text: str) -> None:
         text = self._for_the_complainant(text)

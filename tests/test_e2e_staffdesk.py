@@ -232,10 +232,16 @@ def test_notes_never_reach_the_complainant_and_forwarding_is_for_supervisors(
         (EKBANG_STAFF,),
         (EKBANG_STAFF,),
         (EKBANG_STAFF,),
+        ("ekbang.porong@example.go.id",),
+        (EKBANG_STAFF,),
         ("trantib.porong@example.go.id",),
+        (OPERATOR,),
     ]
     assert b"kabel putus" not in b"".join(m.raw for m in office.sink.messages)
-    _, hint, refusal = (_text(m.as_bytes()) for m in office.sent_to(EKBANG_STAFF))
+    _, hint, refusal, moved = (
+        _text(m.as_bytes()) for m in office.sent_to(EKBANG_STAFF)
+    )
+    assert "dipindahkan ke Seksi Ketenteraman" in " ".join(moved.split())
     assert "TIDAK dikirim kepada pengadu" in " ".join(hint.split())
     assert "Perintah tidak dijalankan; tiket tidak berubah." in refusal
     assert "#teruskan: hanya untuk operator, Kasubag Umum, Sekcam atau Camat." in (

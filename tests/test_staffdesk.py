@@ -634,10 +634,20 @@ def test_forwarding_by_unit_name_and_to_an_unknown_unit(desk: Desk) -> None:
     assert desk.ticket().unit_code == "kesos"
     assert desk.letters()[AFTER_INTAKE:] == [
         ("command_reply", (OPERATOR,)),
+        ("unit_message", ("ekbang.porong@example.go.id",)),
+        ("unit_message", (EKBANG,)),
         ("unit_notification", ("kesos.porong@example.go.id",)),
         ("unit_notification", (KESOS,)),
+        ("command_reply", (OPERATOR,)),
     ]
-    assert desk.last_text().startswith(
+    assert (
+        "Tiket ini dipindahkan ke Seksi Kesejahteraan Sosial oleh Operator CS; unit "
+        "itu yang kini menanganinya." in desk.last_text("unit_message")
+    )
+    assert "Tiket diteruskan ke Seksi Kesejahteraan Sosial; unit itu sudah diberi " in (
+        desk.last_text()
+    )
+    assert desk.last_text("unit_notification").startswith(
         "DISPOSISI PENGADUAN untuk Seksi Kesejahteraan Sosial Didisposisikan oleh "
         "Operator CS. Catatan disposisi: soal bantuan Nomor pengaduan"
     )
