@@ -144,6 +144,9 @@ class SmtpConfig(_Server):
     max_attempts: Annotated[int, Field(gt=0, le=50)] = 8
     retry_base_seconds: Annotated[float, Field(gt=0)] = 60.0
     retry_cap_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    # An unreachable server is an outage, not the letter's fault: the letter
+    # waits for it this long (Postfix's queue lifetime) whatever its attempts.
+    outage_lifetime_hours: Annotated[float, Field(gt=0)] = 120.0
 
 
 class Keyword(_Section):

@@ -29,10 +29,15 @@ class MailboxError(OperationalError):
 class DeliveryError(OperationalError):
     """An outgoing message could not be handed to the SMTP server."""
 
-    def __init__(self, reply: str, *, permanent: bool) -> None:
+    def __init__(
+        self, reply: str, *, permanent: bool, unreachable: bool = False
+    ) -> None:
         super().__init__(reply)
         self.reply = reply
         self.permanent = permanent
+        # The server could not be reached or stopped answering: no letter of
+        # this run will get through, whatever it holds.
+        self.unreachable = unreachable
 
 
 class CommandError(OperationalError):

@@ -132,10 +132,17 @@ def deliver_due(
             item = _claim(session, clock.now())
             if item is None:
                 break
-            outcome = _deliver_one(session, item, transport, settings, clock)
+            outcome, unreachable = _deliver_one(
+                session, item, transport, settings, clock
+            )
         sent += outcome == OutboxStatus.SENT
         failed += outcome == OutboxStatus.FAILED
         deferred += outcome == OutboxStatus.QUEUED
+        if unreachable:
+            # A server that is down or hangs would cost every other letter a
+            # timeout and an attempt; they wait for the next run untouched.
+            log.warning("outbox: SMTP server unreachable; the rest waits")
+            break
     if sent or deferred or failed:
         log.info("outbox: %d sent, %d deferred, %d failed", sent, deferred, failed)
     return DeliveryReport(sent, deferred, failed)
@@ -158,26 +165,27 @@ def _deliver_one(
     transport: Transport,
     settings: SmtpConfig,
     clock: Clock,
-) -> OutboxStatus:
+) -> tuple[OutboxStatus, bool]:
+    """The letter's new state, and whether the server proved unreachable."""
     item.attempts += 1
     try:
         reply = transport.deliver(item.envelope_from, item.recipients, item.raw)
     except DeliveryError as exc:
-        return _record_failure(item, exc, settings, clock.now())
+        return _record_failure(item, exc, settings, clock.now()), exc.unreachable
 
     item.status = OutboxStatus.SENT
     item.sent_at = clock.now()
     item.last_reply = reply
     reference = item.ticket.reference if item.ticket is not None else "-"
     log.info("ticket %s: %s sent (outbox %d)", reference, item.kind, item.id)
-    return OutboxStatus.SENT
+    return OutboxStatus.SENT, False
 
 
 def _record_failure(
     item: OutboxItem, exc: DeliveryError, settings: SmtpConfig, now: datetime
 ) -> OutboxStatus:
     item.last_reply = exc.reply
-    if exc.permanent or item.attempts >= settings.max_attempts:
+    if _gives_up(item, exc, settings, now):
         item.status = OutboxStatus.FAILED
         log.warning(
             "outbox %d (%s): failed after %d attempts: %s",
@@ -197,6 +205,29 @@ def _record_failure(
         exc.reply,
     )
     return OutboxStatus.QUEUED
+
+
+def _gives_up(
+    item: OutboxItem, exc: DeliveryError, settings: SmtpConfig, now: datetime
+) -> bool:
+    if exc.permanent:
+        return True
+
+    if exc.unreachable:
+        lifetime = timedelta(hours=settings.outage_lifetime_hours)
+        return now - item.created_at >= lifetime
+
+    return item.attempts >= settings.max_attempts
+
+
+def failed_ids(session: Session) -> list[int]:
+    """Every letter given up, oldest first."""
+    query = (
+        select(OutboxItem.id)
+        .where(OutboxItem.status == OutboxStatus.FAILED)
+        .order_by(OutboxItem.id)
+    )
+    return list(session.scalars(query))
 
 
 def retry(session: Session, item_id: int, now: datetime) -> OutboxItem:

@@ -80,7 +80,9 @@ class SmtpTransport:
             raise DeliveryError(reply, permanent=exc.smtp_code >= 500) from exc
         except _SMTP_ERRORS as exc:
             self.close()
-            raise DeliveryError(f"connection lost: {exc}", permanent=False) from exc
+            raise DeliveryError(
+                f"connection lost: {exc}", permanent=False, unreachable=True
+            ) from exc
 
     def verify(self) -> None:
         """Connect, greet and log in as a delivery would, then hang up."""
@@ -117,6 +119,7 @@ class SmtpTransport:
             raise DeliveryError(
                 f"cannot use SMTP server {config.host}:{config.port}: {exc}",
                 permanent=False,
+                unreachable=True,
             ) from exc
         return self._connection
 

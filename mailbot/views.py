@@ -116,6 +116,7 @@ def outbox_item(item: OutboxItem, reference: str | None) -> dict[str, Any]:
         "attempts": item.attempts,
         "recipients": list(item.recipients),
         "message_id": item.message_id,
+        "created_at": _iso(item.created_at),
         "next_attempt_at": _iso(item.next_attempt_at),
         "sent_at": _iso(item.sent_at),
         "last_reply": item.last_reply,

@@ -63,6 +63,7 @@ def write_config(
     smtp: SmtpSink | None = None,
     extra: str = "",
     database_url: str | None = None,
+    smtp_settings: str = "max_attempts = 3\nretry_base_seconds = 1.0\n",
 ) -> Path:
     """A complete mailbot.toml for a test, with the Porong default units."""
     text = (
@@ -78,7 +79,7 @@ def write_config(
             "[smtp]\n"
             f'host = "{LOOPBACK}"\nport = {smtp.port}\nsecurity = "none"\n'
             'from_address = "porong@sidoarjokab.go.id"\n'
-            "max_attempts = 3\nretry_base_seconds = 1.0\n"
+            f"{smtp_settings}"
         )
     text += "".join(accounts) + STAFF_TOML + extra
     path.write_text(text, encoding="utf-8")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ def _summary(rows: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
     return [(r["kind"], r["status"], r["attempts"]) for r in rows]
 
 
-def test_smtp_down_then_failed_then_retried_by_hand(
+def test_smtp_down_costs_one_attempt_a_run_and_the_rest_waits(
     tmp_path: Path, smtp_sink: SmtpSink
 ) -> None:
     config = write_config(
@@ -68,61 +68,72 @@ def test_smtp_down_then_failed_then_retried_by_hand(
     smtp_sink.stop()
     first = mailbot(config, "send").stdout.strip()
     after_first = _outbox(config)
-    _wait_until_due(after_first)
     second = mailbot(config, "send").stdout.strip()
     after_second = _outbox(config)
-    _wait_until_due(after_second)
-    third = mailbot(config, "send").stdout.strip()
-    failed = _outbox(config, "--status", "failed")
     smtp_sink.start()
-    retried = [
-        mailbot(config, "outbox", "retry", str(r["id"])).stdout.strip() for r in failed
-    ]
+    _wait_until_due(after_second)
     resent_run = mailbot(config, "-v", "send")
-    resent = resent_run.stdout.strip()
 
-    assert [first, second, third] == [
-        "sent 0, deferred 3, failed 0",
-        "sent 0, deferred 3, failed 0",
-        "sent 0, deferred 0, failed 3",
-    ]
+    assert [first, second] == ["sent 0, deferred 1, failed 0"] * 2
+    # A run stops at the first letter that finds the server down; the letter
+    # tried waits its backoff, and the next run tries the next letter.
     assert _summary(after_first) == [
         ("acknowledgement", "queued", 1),
+        ("unit_notification", "queued", 0),
+        ("unit_notification", "queued", 0),
+    ]
+    assert _summary(after_second) == [
+        ("acknowledgement", "queued", 1),
         ("unit_notification", "queued", 1),
-        ("unit_notification", "queued", 1),
+        ("unit_notification", "queued", 0),
     ]
-    assert all(r["last_reply"].startswith(refused) for r in after_first)
-    # Waits double: 1 s after the first attempt, 2 s after the second.
-    gaps = [
-        datetime.fromisoformat(b["next_attempt_at"])
-        - datetime.fromisoformat(a["next_attempt_at"])
-        for a, b in zip(after_first, after_second, strict=True)
-    ]
-    assert all(timedelta(seconds=2) <= gap < timedelta(seconds=60) for gap in gaps)
-    assert _summary(failed) == [
-        ("acknowledgement", "failed", 3),
-        ("unit_notification", "failed", 3),
-        ("unit_notification", "failed", 3),
-    ]
-    assert [r["reference"] for r in failed] == [failed[0]["reference"]] * 3
-    assert retried == [f"outbox {r['id']}: queued" for r in failed]
-    assert resent == "sent 3, deferred 0, failed 0"
-    reference = failed[0]["reference"]
-    assert [line.split(" INFO ")[1] for line in resent_run.stderr.splitlines()] == [
-        f"mailbot.outbox: ticket {reference}: acknowledgement sent (outbox 1)",
-        f"mailbot.outbox: ticket {reference}: unit_notification sent (outbox 2)",
-        f"mailbot.outbox: ticket {reference}: unit_notification sent (outbox 3)",
-        "mailbot.outbox: outbox: 3 sent, 0 deferred, 0 failed",
-    ]
+    assert after_first[0]["last_reply"].startswith(refused)
+    assert resent_run.stdout.strip() == "sent 3, deferred 0, failed 0"
+    assert [line.split(" INFO ")[1] for line in resent_run.stderr.splitlines()][-1] == (
+        "mailbot.outbox: outbox: 3 sent, 0 deferred, 0 failed"
+    )
     assert _summary(_outbox(config)) == [
-        ("acknowledgement", "sent", 4),
-        ("unit_notification", "sent", 4),
-        ("unit_notification", "sent", 4),
+        ("acknowledgement", "sent", 2),
+        ("unit_notification", "sent", 2),
+        ("unit_notification", "sent", 1),
     ]
     assert sorted(m.rcpt_tos for m in smtp_sink.messages) == [
         ("budi@example.com",),
         ("ekbang.porong@example.go.id",),
         ("ekbang.staf@porong.example.go.id",),
+    ]
+
+
+def test_an_outage_costs_no_attempts_until_its_lifetime_ends(
+    tmp_path: Path, smtp_sink: SmtpSink
+) -> None:
+    # One refusal would fail a letter; an outage of 7.2 s would too.
+    config = write_config(
+        tmp_path / "mailbot.toml",
+        data_dir=tmp_path / "storage",
+        smtp=smtp_sink,
+        smtp_settings="max_attempts = 1\nretry_base_seconds = 1.0\n"
+        "outage_lifetime_hours = 0.002\n",
+    )
+    mail = tmp_path / "lampu.eml"
+    mail.write_bytes(COMPLAINT)
+    mailbot(config, "import", str(mail))
+
+    smtp_sink.stop()
+    within = mailbot(config, "send").stdout.strip()
+    after_within = _outbox(config)
+    created = datetime.fromisoformat(after_within[1]["created_at"])
+    time.sleep(7.3 - (datetime.now(created.tzinfo) - created).total_seconds())
+    beyond = mailbot(config, "send").stdout.strip()
+    after_beyond = _outbox(config)
+
+    assert within == "sent 0, deferred 1, failed 0"
+    assert _summary(after_within)[0] == ("acknowledgement", "queued", 1)
+    assert beyond == "sent 0, deferred 0, failed 1"
+    assert _summary(after_beyond) == [
+        ("acknowledgement", "queued", 1),
+        ("unit_notification", "failed", 1),
+        ("unit_notification", "queued", 0),
     ]
 
 
@@ -140,7 +151,20 @@ def test_refusals_temporary_deferred_permanent_failed(
 
     sent = mailbot(config, "send").stdout.strip()
     rows = _outbox(config)
+    smtp_sink.refused.clear()
+    nothing_named = mailbot(config, "outbox", "retry", check=False)
+    retried = mailbot(config, "outbox", "retry", "--failed").stdout.strip()
+    none_failed = mailbot(config, "outbox", "retry", "--failed").stdout.strip()
+    _wait_until_due(rows)
+    resent = mailbot(config, "send").stdout.strip()
 
+    assert nothing_named.returncode == 2
+    assert nothing_named.stderr.splitlines()[-1] == (
+        "Error: name the outbox IDs to retry, or give --failed"
+    )
+    assert retried == f"outbox {rows[0]['id']}: queued"
+    assert none_failed == "no failed outgoing mail"
+    assert resent == "sent 2, deferred 0, failed 0"
     assert sent == "sent 1, deferred 1, failed 1"
     assert [(r["status"], r["last_reply"]) for r in rows] == [
         ("failed", "refused budi@example.com: 550 5.1.1 Mailbox unavailable"),

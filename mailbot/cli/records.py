@@ -17,7 +17,7 @@ from mailbot.cli.base import (
 )
 from mailbot.errors import MailbotError
 from mailbot.models import OutboxStatus, TicketStatus
-from mailbot.outbox import retry
+from mailbot.outbox import failed_ids, retry
 from mailbot.references import parse_reference
 from mailbot.routing import Router
 from mailbot.views import list_outbox, list_quarantine, list_tickets, show_ticket
@@ -178,11 +178,20 @@ def outbox_list(context: Context, status: str | None, as_json: bool) -> None:
 
 
 @outbox.command(name="retry")
-@click.argument("item_id", type=int)
+@click.argument("item_ids", metavar="[ID]...", type=int, nargs=-1)
+@click.option("--failed", "all_failed", is_flag=True, help="Every failed message.")
 @pass_context
-def outbox_retry(context: Context, item_id: int) -> None:
-    """Queue a failed outgoing message again, due now."""
+def outbox_retry(context: Context, item_ids: tuple[int, ...], all_failed: bool) -> None:
+    """Queue failed outgoing messages again, due now."""
+    if not item_ids and not all_failed:
+        raise click.UsageError("name the outbox IDs to retry, or give --failed")
+
     app = context.existing_app
     with app.sessions.begin() as session:
-        retry(session, item_id, app.clock.now())
-    click.echo(f"outbox {item_id}: queued")
+        if all_failed:
+            item_ids = (*item_ids, *failed_ids(session))
+        for item_id in dict.fromkeys(item_ids):
+            retry(session, item_id, app.clock.now())
+            click.echo(f"outbox {item_id}: queued")
+    if not item_ids:
+        click.echo("no failed outgoing mail")
