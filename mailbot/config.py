@@ -8,6 +8,7 @@ file: keys ending in ``_env`` name the environment variable that holds them.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import tomllib
 from collections.abc import Sequence
@@ -59,9 +60,25 @@ class OfficeConfig(_Section):
         return value
 
 
+# The drivers this package installs; "postgres://" and plain "postgresql://"
+# would reach for drivers it does not have.
+_DATABASE_SCHEMES = ("sqlite:///", "postgresql+psycopg://")
+
+
 class StorageConfig(_Section):
     data_dir: Path = Path("storage")
     database_url: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(_DATABASE_SCHEMES):
+            scheme = value.split(":", 1)[0]
+            raise ValueError(
+                f"{scheme!r} is not supported; use sqlite:///PATH or "
+                "postgresql+psycopg://USER@HOST:PORT/DATABASE"
+            )
+        return value
 
     @property
     def url(self) -> str:
@@ -89,6 +106,13 @@ class _Server(_Section):
     # Turning verification off is loud on purpose: it must be written out.
     tls_verify: bool = True
     timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
 
     @model_validator(mode="after")
     def _plain_only_on_loopback(self) -> _Server:
@@ -169,7 +193,7 @@ class UnitConfig(_Section):
     @classmethod
     def _plain_strings(cls, value: Any) -> Any:
         if isinstance(value, list | tuple):
-            return [_keyword(item) for item in value]
+            return tuple(_keyword(item) for item in value)
         return value
 
 
@@ -221,9 +245,12 @@ class Settings(_Section):
         _check_unique("accounts", [a.name for a in self.accounts])
         _check_unique("staff", [s.email.lower() for s in self.staff])
         codes = {u.code for u in self.units}
-        for staff in self.staff:
+        for i, staff in enumerate(self.staff):
             if staff.unit is not None and staff.unit not in codes:
-                raise ValueError(f"staff {staff.email}: unknown unit {staff.unit!r}")
+                raise ValueError(
+                    f"staff[{i}].unit: unknown unit {staff.unit!r} for {staff.email} "
+                    f"(units: {', '.join(sorted(codes))})"
+                )
         return self
 
     def unit(self, code: str) -> UnitConfig:
@@ -288,8 +315,10 @@ def _check_units(units: tuple[UnitConfig, ...]) -> None:
     _check_unique("units", [u.code for u in units])
     fallbacks = [u.code for u in units if u.fallback]
     if len(fallbacks) != 1:
+        named = f" ({', '.join(fallbacks)})" if fallbacks else ""
         raise ValueError(
-            f"units: exactly one unit needs fallback = true, found {len(fallbacks)}"
+            "units: exactly one unit needs fallback = true, found "
+            f"{len(fallbacks)}{named}"
         )
 
 
@@ -347,8 +376,15 @@ def _describe(error: ValidationError) -> str:
             f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]
         ).lstrip(".")
         message = item["msg"].removeprefix("Value error, ")
+        if item["type"].endswith("_type"):
+            message += f", not {item['input']!r}"
         lines.append(f"{where}: {message}" if where else message)
     return "; ".join(lines)
+
+
+def _toml_scalar(value: object) -> str:
+    # TOML dates and times: every setting that holds one is a quoted string.
+    return str(value)
 
 
 def parse_settings(text: str, source: str) -> Settings:
@@ -360,8 +396,12 @@ def parse_settings(text: str, source: str) -> Settings:
 
     if "units" not in raw:
         raw["units"] = _default_document()["units"]
+    # Validated as JSON in strict mode: TOML already gives every value its type,
+    # so "24" for a number or "no" for a boolean is a mistake to name, not to
+    # coerce; JSON mode still reads strings as paths and arrays as tuples.
+    document = json.dumps({**raw, "source": source}, default=_toml_scalar)
     try:
-        return Settings.model_validate({**raw, "source": source})
+        return Settings.model_validate_json(document, strict=True)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_describe(exc)}") from exc
 

@@ -26,6 +26,8 @@ from mailbot.references import Reference
 log = logging.getLogger(__name__)
 
 _KEY_FILE = "signing.key"
+# Shorter keys could be guessed from the signed ids people forward to us.
+MIN_KEY_BYTES = 16
 _ID = re.compile(
     r"^(?P<prefix>[a-z]{2,6})(?P<year>\d{4})(?P<seq>\d{6})"
     r"\.r(?P<recipient>[0-9a-f]{10})\.k(?P<kind>[a-z_]{1,24})\.n(?P<nonce>[0-9a-f]{8})"
@@ -52,8 +54,10 @@ class Signer:
     """Makes and verifies our Message-IDs with a secret key."""
 
     def __init__(self, key: bytes, domain: str) -> None:
-        if len(key) < 16:
-            raise ConfigError("office.signing_key_env: the key needs 16 bytes or more")
+        if len(key) < MIN_KEY_BYTES:
+            raise ConfigError(
+                f"office.signing_key_env: the key needs {MIN_KEY_BYTES} bytes or more"
+            )
         self._key = key
         self.domain = domain
 

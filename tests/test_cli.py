@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from clirun import mailbot, tickets_json, write_config
 
 DATA = Path(__file__).parent / "data"
@@ -36,6 +37,26 @@ def test_check_names_every_missing_secret_and_fails(tmp_path: Path) -> None:
         "problem: smtp.password_env: environment variable MAILBOT_NO_SUCH_PASSWORD "
         "is not set",
     ]
+
+
+def test_check_refuses_a_short_signing_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAILBOT_SHORT_KEY", "abc")
+    config = tmp_path / "mailbot.toml"
+    config.write_text(
+        '[office]\nsigning_key_env = "MAILBOT_SHORT_KEY"\n'
+        f'[storage]\ndata_dir = "{tmp_path}"\n',
+        "utf-8",
+    )
+
+    done = mailbot(config, "check", check=False)
+
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[-1] == (
+        "problem: office.signing_key_env: the key in MAILBOT_SHORT_KEY has 3 bytes; "
+        "it needs 16 or more"
+    )
 
 
 def test_check_warns_of_a_unit_nobody_hears_about(tmp_path: Path) -> None:

@@ -75,10 +75,9 @@ def test_typo_in_office_is_refused_by_name() -> None:
     [
         ("70000", "Input should be less than 65536"),
         ("0", "Input should be greater than 0"),
-        (
-            '"imaps"',
-            "Input should be a valid integer, unable to parse string as an integer",
-        ),
+        ('"imaps"', "Input should be a valid integer, not 'imaps'"),
+        ('"993"', "Input should be a valid integer, not '993'"),
+        ("993.0", "Input should be a valid integer, not 993.0"),
     ],
 )
 def test_bad_port_is_refused_by_name(port: str, expected: str) -> None:
@@ -123,7 +122,7 @@ def test_two_fallback_units_are_refused() -> None:
     message = refusal(UNIT_A + UNIT_B.replace('"B"\n', '"B"\nfallback = true\n'))
 
     assert message == (
-        "mailbot.toml: units: exactly one unit needs fallback = true, found 2"
+        "mailbot.toml: units: exactly one unit needs fallback = true, found 2 (a, b)"
     )
 
 
@@ -140,7 +139,10 @@ def test_staff_with_unknown_unit_is_refused() -> None:
 
     message = refusal(UNIT_A + staff)
 
-    assert message == ("mailbot.toml: staff x@example.go.id: unknown unit 'keuangan'")
+    assert message == (
+        "mailbot.toml: staff[0].unit: unknown unit 'keuangan' for x@example.go.id "
+        "(units: a)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -384,3 +386,50 @@ def test_unit_staff_without_a_unit_is_refused() -> None:
     assert message == (
         "mailbot.toml: staff[0]: staff x@example.go.id: role 'unit' needs unit = CODE"
     )
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        (
+            '[office]\nresponse_hours = "24"\n',
+            "office.response_hours: Input should be a valid integer, not '24'",
+        ),
+        (
+            ACCOUNT + 'tls_verify = "no"\n',
+            "accounts[0].tls_verify: Input should be a valid boolean, not 'no'",
+        ),
+        (
+            "[intake]\nidle = 1\n",
+            "intake.idle: Input should be a valid boolean, not 1",
+        ),
+        (
+            "[digest]\ntime = 07:00:00\n",
+            "digest.time: String should match pattern '^([01]\\d|2[0-3]):[0-5]\\d$'",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_refused_not_coerced(
+    setting: str, expected: str
+) -> None:
+    assert refusal(setting) == f"mailbot.toml: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        (
+            '[storage]\ndatabase_url = "postgres://u@db/mailbot"\n',
+            "storage.database_url: 'postgres' is not supported; use sqlite:///PATH "
+            "or postgresql+psycopg://USER@HOST:PORT/DATABASE",
+        ),
+        (
+            ACCOUNT + 'ca_file = "/nonexistent/ca.pem"\n',
+            "accounts[0].ca_file: no such file: /nonexistent/ca.pem",
+        ),
+    ],
+)
+def test_a_setting_that_would_fail_later_is_refused_now(
+    setting: str, expected: str
+) -> None:
+    assert refusal(setting) == f"mailbot.toml: {expected}"

@@ -26,6 +26,7 @@ from mailbot.outbox import deliver_due
 from mailbot.policy import Role
 from mailbot.rendering import default_templates_dir
 from mailbot.service import queue_daily_digest, sla_watch, smtp_policy
+from mailbot.signing import MIN_KEY_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,13 @@ def _problems(settings: Settings) -> list[str]:
         for key, env in secret_keys(settings)
         if not os.environ.get(env)
     ]
+    key_env = settings.office.signing_key_env
+    key = os.environ.get(key_env, "") if key_env else ""
+    if 0 < len(key.encode()) < MIN_KEY_BYTES:
+        found.append(
+            f"office.signing_key_env: the key in {key_env} has {len(key.encode())} "
+            f"bytes; it needs {MIN_KEY_BYTES} or more"
+        )
     templates = default_templates_dir()
     if not (templates / "citizen" / "acknowledgement.txt.j2").is_file():
         found.append(f"templates: none found in {templates}")
