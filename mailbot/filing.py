@@ -403,9 +403,10 @@ class Filing:
                 ticket = thread.ticket
         inbound.status, inbound.reason = InboundStatus.AUTOMATIC, reason
         if ticket is None:
+            # Out-of-office answers and newsletters are routine, not a fault.
             on_commit(
                 session,
-                log.warning,
+                log.info,
                 "message %s: automatic mail skipped: %s",
                 inbound.sha256[:12],
                 reason,
@@ -419,7 +420,7 @@ class Filing:
         inbound.ticket = ticket
         on_commit(
             session,
-            log.warning,
+            log.info,
             "ticket %s: automatic mail attached, not answered: %s",
             ticket.reference,
             reason,

@@ -1,9 +1,9 @@
 """The mailbox health watch: a silent intake outage is told to people at once.
 
 Reads what polling records per account (``MailboxState``: last success, last
-error). An account whose login or poll fails, or that has not polled
-successfully for ``[health] stale_minutes``, opens an incident
-(``MailboxIncident``) and the operator and the Kasubag Umum get one alert; when
+error). An account whose logins or polls have failed for ``[health]
+alert_after_minutes``, or that has not polled successfully for ``stale_minutes``,
+opens an incident (``MailboxIncident``) and the operator and the Kasubag Umum get one alert; when
 the account polls again the incident is closed and they get one recovery notice.
 ``check_connections`` logs into every account and the SMTP server on demand.
 """
@@ -42,12 +42,23 @@ class HealthReport:
     recovered: tuple[str, ...]
 
 
-def assess(state: MailboxState | None, now: datetime, stale: timedelta) -> str:
-    """Why the account is unwell, or "" when it is fine or not yet polled."""
+def assess(
+    state: MailboxState | None, now: datetime, stale: timedelta, *, grace: timedelta
+) -> str:
+    """Why the account is unwell, or "" when it is fine or not yet polled.
+
+    A failing poll counts once polls have failed for ``grace`` since the last
+    success: a server that drops one connection is not worth four letters.
+    """
     if state is None:
         return ""
-    if state.last_error:
+    failing_long = (
+        state.last_success_at is None or now - state.last_success_at >= grace
+    )
+    if state.last_error and failing_long:
         return f"login atau pengambilan email gagal: {state.last_error}"
+    if state.last_error:
+        return ""
     # Never a success and no error: the first poll is still reading its first
     # batch, perhaps in another worker; a failure would have recorded an error.
     if state.last_success_at is None:
@@ -73,6 +84,7 @@ class HealthWatch:
         self.renderer = renderer
         self.sender = sender
         self.stale = timedelta(minutes=settings.health.stale_minutes)
+        self.grace = timedelta(minutes=settings.health.alert_after_minutes)
 
     def check(self, now: datetime) -> HealthReport:
         """Judge every account once; alert or announce recovery on a change."""
@@ -98,7 +110,7 @@ class HealthWatch:
                 MailboxState.folder == account.folder,
             )
         )
-        problem = assess(state, now, self.stale)
+        problem = assess(state, now, self.stale, grace=self.grace)
         incident = open_incident(session, account.name)
         if problem and incident is None:
             incident = MailboxIncident(account=account.name, opened_at=now)

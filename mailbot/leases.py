@@ -32,12 +32,14 @@ def acquire(
             if lease is None:
                 session.add(Lease(name=name, holder=holder, expires_at=now + ttl))
                 return True
-            alive = lease.expires_at > now and not _holder_is_dead(lease.holder)
-            if lease.holder != holder and alive:
+            expired = lease.expires_at <= now
+            gone = not expired and _holder_is_dead(lease.holder)
+            if lease.holder != holder and not (expired or gone):
                 return False
             if lease.holder != holder:
+                why = "its process is gone" if gone else "expired"
                 log.warning(
-                    "lease %s: taken over from %s (expired)", name, lease.holder
+                    "lease %s: taken over from %s (%s)", name, lease.holder, why
                 )
             lease.holder = holder
             lease.expires_at = now + ttl

@@ -93,6 +93,9 @@ class HealthConfig(Section):
     """The mailbox health watch."""
 
     stale_minutes: Annotated[float, Field(gt=0)] = 30.0
+    # Polls failing this long since the last success open an incident; a
+    # shorter hiccup (one dropped connection) tells nobody.
+    alert_after_minutes: Annotated[float, Field(ge=0)] = 5.0
     check_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
 
 

@@ -22,6 +22,7 @@ from mailbot.health import assess
 from mailbot.models import MailboxIncident, MailboxState, OutboxItem
 from mailbot.service import Service, health_watch
 
+GRACE = timedelta(minutes=5)
 WATCHERS = ["operator@porong.example.go.id", "kasubag@porong.example.go.id"]
 
 
@@ -33,47 +34,82 @@ def received(sink: SmtpSink) -> list[tuple[str, str]]:
     return found
 
 
-def test_an_outage_is_told_once_and_the_recovery_once(
+def _watched_service(
     tmp_path: Path, dovecot: DovecotServer, imap_user: ImapUser, smtp_sink: SmtpSink
-) -> None:
+) -> tuple[App, Service, FixedClock]:
     settings = make_settings(tmp_path).model_copy(
         update={
             "accounts": (dovecot.account(imap_user, address="porong@x.go.id"),),
             "smtp": SmtpConfig(host=LOOPBACK, port=smtp_sink.port, security="none"),
         }
     )
-    app = App.build(settings)
-    service = Service(app, app.transport())
-    alert = "[Peringatan] Kotak masuk porong@x.go.id tidak terbaca"
-    recovered = "[Pulih] Kotak masuk porong@x.go.id terbaca kembali"
+    clock = FixedClock(datetime(2026, 12, 3, 1, 0, tzinfo=UTC))
+    app = App.build(settings, clock)
+    return app, Service(app, app.transport()), clock
 
-    try:
+
+def _poll_and_watch(service: Service, clock: FixedClock, times: int) -> None:
+    # Two minutes apart, as polls with a short interval would be.
+    for _ in range(times):
+        clock.at += timedelta(minutes=2)
         service.poll()
         service.check_health()
+
+
+ALERT = "[Peringatan] Kotak masuk porong@x.go.id tidak terbaca"
+RECOVERED = "[Pulih] Kotak masuk porong@x.go.id terbaca kembali"
+
+
+def test_an_outage_is_told_once_and_the_recovery_once(
+    tmp_path: Path, dovecot: DovecotServer, imap_user: ImapUser, smtp_sink: SmtpSink
+) -> None:
+    app, service, clock = _watched_service(tmp_path, dovecot, imap_user, smtp_sink)
+
+    try:
+        _poll_and_watch(service, clock, 1)
         before = received(smtp_sink)
         with dovecot.stopped():
-            for _ in range(3):
-                service.poll()
-                service.check_health()
+            _poll_and_watch(service, clock, 2)
+            within_grace = received(smtp_sink)
+            _poll_and_watch(service, clock, 2)
             during = received(smtp_sink)
-        for _ in range(2):
-            service.poll()
-            service.check_health()
+        _poll_and_watch(service, clock, 2)
         after = received(smtp_sink)
     finally:
         service.transport.close()
 
     assert before == []
-    assert during == [(to, alert) for to in WATCHERS]
-    assert after == [(to, alert) for to in WATCHERS] + [
-        (to, recovered) for to in WATCHERS
+    # Failing since the success at 01:02: 4 minutes is a hiccup, 6 an outage.
+    assert within_grace == []
+    assert during == [(to, ALERT) for to in WATCHERS]
+    assert after == [(to, ALERT) for to in WATCHERS] + [
+        (to, RECOVERED) for to in WATCHERS
     ]
     with app.sessions() as session:
         incident = session.query(MailboxIncident).one()
     assert incident.reason.startswith(
         "login atau pengambilan email gagal: account porong: connect failed"
     )
-    assert incident.closed_at is not None
+    assert incident.opened_at == datetime(2026, 12, 3, 1, 8, tzinfo=UTC)
+    assert incident.closed_at == datetime(2026, 12, 3, 1, 12, tzinfo=UTC)
+
+
+def test_a_hiccup_shorter_than_the_grace_tells_nobody(
+    tmp_path: Path, dovecot: DovecotServer, imap_user: ImapUser, smtp_sink: SmtpSink
+) -> None:
+    app, service, clock = _watched_service(tmp_path, dovecot, imap_user, smtp_sink)
+
+    try:
+        _poll_and_watch(service, clock, 1)
+        with dovecot.stopped():
+            _poll_and_watch(service, clock, 2)
+        _poll_and_watch(service, clock, 1)
+    finally:
+        service.transport.close()
+
+    assert received(smtp_sink) == []
+    with app.sessions() as session:
+        assert session.query(MailboxIncident).count() == 0
 
 
 def test_an_account_that_has_not_polled_for_half_an_hour_is_stale() -> None:
@@ -85,11 +121,30 @@ def test_an_account_that_has_not_polled_for_half_an_hour_is_stale() -> None:
     # A first poll still reading its first batch has no success and no error.
     first_poll = MailboxState(last_error="", last_success_at=None)
 
-    assert assess(None, now, window) == ""
-    assert assess(first_poll, now, window) == ""
-    assert assess(fresh, now, window) == ""
-    assert assess(stale, now, window) == (
+    assert assess(None, now, window, grace=GRACE) == ""
+    assert assess(first_poll, now, window, grace=GRACE) == ""
+    assert assess(fresh, now, window, grace=GRACE) == ""
+    assert assess(stale, now, window, grace=GRACE) == (
         "tidak ada pengambilan email yang berhasil selama 30 menit"
+    )
+
+
+def test_a_failing_account_alerts_after_the_grace_or_at_once_if_it_never_worked() -> (
+    None
+):
+    now = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
+    refused = "account dinas: login failed"
+    brief = MailboxState(last_error=refused, last_success_at=now - timedelta(minutes=4))
+    long = MailboxState(last_error=refused, last_success_at=now - timedelta(minutes=5))
+    never = MailboxState(last_error=refused, last_success_at=None)
+    window = timedelta(minutes=30)
+
+    assert assess(brief, now, window, grace=GRACE) == ""
+    assert assess(long, now, window, grace=GRACE) == (
+        "login atau pengambilan email gagal: account dinas: login failed"
+    )
+    assert assess(never, now, window, grace=GRACE) == assess(
+        long, now, window, grace=GRACE
     )
 
 
