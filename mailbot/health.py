@@ -3,8 +3,9 @@
 Reads what polling records per account (``MailboxState``: last success, last
 error). An account whose logins or polls have failed for ``[health]
 alert_after_minutes``, or that has not polled successfully for ``stale_minutes``,
-opens an incident (``MailboxIncident``) and the operator and the Kasubag Umum get one alert; when
-the account polls again the incident is closed and they get one recovery notice.
+opens an incident (``MailboxIncident``) and the operator and the Kasubag Umum
+get one alert; when the account polls again the incident is closed and they get
+one recovery notice.
 ``check_connections`` logs into every account and the SMTP server on demand.
 """
 
@@ -52,9 +53,7 @@ def assess(
     """
     if state is None:
         return ""
-    failing_long = (
-        state.last_success_at is None or now - state.last_success_at >= grace
-    )
+    failing_long = state.last_success_at is None or now - state.last_success_at >= grace
     if state.last_error and failing_long:
         return f"login atau pengambilan email gagal: {state.last_error}"
     if state.last_error:
