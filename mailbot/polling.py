@@ -146,8 +146,13 @@ class Poller:
         summary = ", ".join(
             f"{count} {name}" for name, count in sorted(outcomes.items())
         )
-        log.info(
-            "account %s: %d fetched (%s)", account.name, fetched, summary or "none"
+        # An empty poll every minute would bury the log; -v still shows it.
+        log.log(
+            logging.INFO if fetched else logging.DEBUG,
+            "account %s: %d fetched (%s)",
+            account.name,
+            fetched,
+            summary or "none",
         )
         return PollReport(account.name, fetched, outcomes)
 

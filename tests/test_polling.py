@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,10 @@ class CountingMailbox:
 
 
 def test_a_poll_that_finds_nothing_new_asks_status_and_never_selects(
-    tmp_path: Path, dovecot: DovecotServer, imap_user: ImapUser
+    tmp_path: Path,
+    dovecot: DovecotServer,
+    imap_user: ImapUser,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     inbox = Inbox("dinas", imap_user, "porong@sidoarjokab.go.id")
     text = f'[storage]\ndata_dir = "{tmp_path}"\n' + account_toml(dovecot, inbox)
@@ -84,6 +88,7 @@ def test_a_poll_that_finds_nothing_new_asks_status_and_never_selects(
         lock_seconds=60,
     )
 
+    caplog.set_level(logging.DEBUG, logger="mailbot.polling")
     first = poller.poll(app.settings.accounts[0])
     first_calls = list(calls)
     calls.clear()
@@ -97,6 +102,14 @@ def test_a_poll_that_finds_nothing_new_asks_status_and_never_selects(
     assert first_calls == ["status", "select", "new_uids", "fetch"]
     assert idle_calls == ["status"]
     assert calls == ["status", "select", "new_uids", "fetch"]
+    # An empty poll, every minute of the day, stays out of the INFO log.
+    assert [
+        (r.levelname, r.getMessage()) for r in caplog.records if "fetched" in r.message
+    ] == [
+        ("INFO", "account dinas: 3 fetched (3 ticket)"),
+        ("DEBUG", "account dinas: 0 fetched (none)"),
+        ("INFO", "account dinas: 1 fetched (1 ticket)"),
+    ]
 
 
 def _office(
