@@ -40,6 +40,10 @@ class DeliveryError(OperationalError):
         self.unreachable = unreachable
 
 
+class AlreadyRunningError(OperationalError):
+    """Another ``mailbot run`` holds the data folder."""
+
+
 class CommandError(OperationalError):
     """A staff command or a CLI argument is refused; the message says why."""
 

@@ -20,7 +20,7 @@ from types import FrameType
 
 import schedule
 
-from mailbot.errors import ConfigError
+from mailbot.errors import AlreadyRunningError
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,9 @@ def single_instance(data_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise ConfigError(
-                f"storage.data_dir: another 'mailbot run' already works on {data_dir}"
+            raise AlreadyRunningError(
+                f"another 'mailbot run' already works on {data_dir} "
+                f"(its lock: {path})"
             ) from exc
         yield
 

@@ -56,10 +56,10 @@ def test_a_second_run_is_refused_and_sigterm_stops_the_first(tmp_path: Path) -> 
             first.kill()
             first.wait()
 
-    assert second.returncode == 2
+    assert second.returncode == 1
     assert second.stderr == (
-        "configuration error: storage.data_dir: another 'mailbot run' already "
-        f"works on {tmp_path / 'storage'}\n"
+        f"error: another 'mailbot run' already works on {tmp_path / 'storage'} "
+        f"(its lock: {tmp_path / 'storage' / 'mailbot-run.lock'})\n"
     )
     assert code == 0
     output = log.read_text("utf-8")
