@@ -69,15 +69,7 @@ class App:
 
     def open_mailbox(self, account: AccountConfig) -> Mailbox:
         """An IMAP connection for one account, with OAuth2 tokens if it uses them."""
-        tokens = None
-        if account.auth == "oauth2":
-            # One source per account for the life of the process, so that an
-            # access token serves every poll until it is about to expire.
-            if account.name not in self.token_sources:
-                source = RefreshTokenSource(account, clock=self.clock.now)
-                self.token_sources[account.name] = source
-            tokens = self.token_sources[account.name]
-        return Mailbox(account, tokens=tokens)
+        return open_mailbox(account, self.token_sources, self.clock)
 
     def poller(self) -> Poller:
         """A poller over this app's intake."""
@@ -88,3 +80,18 @@ class App:
             self.open_mailbox,
             lock_seconds=self.settings.intake.lock_seconds,
         )
+
+
+def open_mailbox(
+    account: AccountConfig, token_sources: dict[str, TokenSource], clock: Clock
+) -> Mailbox:
+    """An IMAP connection for one account, with OAuth2 tokens if it uses them."""
+    tokens = None
+    if account.auth == "oauth2":
+        # One source per account for the life of the process, so that an
+        # access token serves every poll until it is about to expire.
+        if account.name not in token_sources:
+            source = RefreshTokenSource(account, clock=clock.now)
+            token_sources[account.name] = source
+        tokens = token_sources[account.name]
+    return Mailbox(account, tokens=tokens)

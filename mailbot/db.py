@@ -76,11 +76,25 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     """Migrate the schema to the newest revision; returns (before, after)."""
     before = current_revision(engine)
+    if before is None:
+        _refuse_foreign_tables(engine)
     command.upgrade(_alembic_config(engine), "head")
     after = current_revision(engine)
     if before != after:
         log.info("database migrated from %s to %s", before or "empty", after)
     return before, after
+
+
+def _refuse_foreign_tables(engine: Engine) -> None:
+    # A database with tables but no migration record is another program's:
+    # building ours beside them would mix two applications' data.
+    tables = sorted(inspect(engine).get_table_names())
+    if tables:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise ConfigError(
+            f"storage.database_url: the database holds tables mailbot did not make "
+            f"({shown}); give mailbot a database of its own"
+        )
 
 
 def open_database(url: str, *, create: bool = True) -> SessionFactory:
@@ -99,16 +113,24 @@ def open_database(url: str, *, create: bool = True) -> SessionFactory:
             "its storage/ is, or set [storage] data_dir"
         )
     engine = make_engine(url)
+    try:
+        _ensure_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def _ensure_schema(engine: Engine) -> None:
     with _migration_lock(engine):
         current = current_revision(engine)
-        if current is None and not inspect(engine).get_table_names():
+        if current is None:
             upgrade(engine)
         elif current != head_revision(engine):
             raise ConfigError(
                 f"storage.database_url: schema is at {current}, this version needs "
                 f"{head_revision(engine)}; run 'mailbot upgrade'"
             )
-    return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextmanager

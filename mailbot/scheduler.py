@@ -46,8 +46,7 @@ def single_instance(data_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise AlreadyRunningError(
-                f"another 'mailbot run' already works on {data_dir} "
-                f"(its lock: {path})"
+                f"another 'mailbot run' already works on {data_dir} (its lock: {path})"
             ) from exc
         yield
 

@@ -222,3 +222,5 @@ def test_check_connect_logs_into_every_account(
     ]
     assert failed.returncode == 1
     assert "account gmail: FAILED: account gmail: log in failed" in failed.stdout
+    # Checking logins on a new machine makes no database and no signing key.
+    assert not (tmp_path / "storage").exists()

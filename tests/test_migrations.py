@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
-from mailbot.db import head_revision, make_engine, upgrade
+from mailbot.db import head_revision, make_engine, open_database, upgrade
+from mailbot.errors import ConfigError
 from mailbot.models import Base
 
 
@@ -24,3 +26,23 @@ def test_migrations_match_the_models(database_url: str) -> None:
     assert drift == []
     assert (before, after) == (None, head_revision(engine))
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
+
+
+def test_a_database_of_another_program_is_refused_untouched(database_url: str) -> None:
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE invoices (id INTEGER PRIMARY KEY)"))
+
+    with pytest.raises(ConfigError) as refused:
+        upgrade(engine)
+    with pytest.raises(ConfigError) as refused_to_open:
+        open_database(database_url)
+    tables = set(inspect(engine).get_table_names())
+    engine.dispose()
+
+    assert str(refused.value) == (
+        "storage.database_url: the database holds tables mailbot did not make "
+        "(invoices); give mailbot a database of its own"
+    )
+    assert str(refused_to_open.value) == str(refused.value)
+    assert tables == {"invoices"}

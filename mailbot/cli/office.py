@@ -8,20 +8,23 @@ from datetime import datetime
 
 import click
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from mailbot import db
-from mailbot.app import App
+from mailbot.app import open_mailbox
 from mailbot.cli.base import (
     Context,
     cli,
     pass_context,
 )
-from mailbot.config import Settings, secret_keys
+from mailbot.clock import SystemClock
+from mailbot.config import Settings, require_secrets, secret_keys
 from mailbot.digest import compute_digest, yesterday
 from mailbot.digest_mail import render_digest
-from mailbot.errors import MailbotError
+from mailbot.errors import ConfigError, MailbotError
 from mailbot.health import check_connections
 from mailbot.models import MailboxState
+from mailbot.oauth import TokenSource
 from mailbot.outbox import deliver_due
 from mailbot.policy import Role
 from mailbot.rendering import default_templates_dir
@@ -40,7 +43,7 @@ def check(context: Context, connect: bool) -> None:
     """Validate the configuration and print what it sets up."""
     settings = context.settings
     click.echo(f"configuration: {settings.source}: valid")
-    click.echo(f"database: {db.make_engine(settings.storage.url).url!r}")
+    click.echo(f"database: {make_url(settings.storage.url)!r}")
     click.echo(f"accounts: {', '.join(a.name for a in settings.accounts) or 'none'}")
     smtp = settings.smtp
     outbox = f"{smtp.host}:{smtp.port} ({smtp.security})" if smtp else "file outbox"
@@ -59,7 +62,7 @@ def check(context: Context, connect: bool) -> None:
     for problem in problems:
         click.echo(f"problem: {problem}")
     if connect:
-        _check_connections(context.working_app)
+        _check_connections(settings)
     if problems:
         raise SystemExit(1)
 
@@ -101,19 +104,35 @@ def upgrade(context: Context) -> None:
     click.echo(f"database schema: {before or 'empty'} -> {after}")
 
 
-def _check_connections(app: App) -> None:
-    with app.sessions() as session:
+def _check_connections(settings: Settings) -> None:
+    # Logging in needs no database: a check on a new machine must not make one.
+    require_secrets(settings)
+    token_sources: dict[str, TokenSource] = {}
+    clock = SystemClock()
+    checks = check_connections(
+        settings,
+        lambda account: open_mailbox(account, token_sources, clock),
+        _last_uids(settings),
+    )
+    for item in checks:
+        click.echo(f"{item.name}: {'ok' if item.ok else 'FAILED'}: {item.detail}")
+    if not all(item.ok for item in checks):
+        raise SystemExit(1)
+
+
+def _last_uids(settings: Settings) -> dict[str, tuple[int, int]]:
+    """Where each account's polling stands, when there is a database yet."""
+    try:
+        sessions = db.open_database(settings.storage.url, create=False)
+    except ConfigError:
+        return {}
+    with sessions() as session:
         states = session.execute(
             select(
                 MailboxState.account, MailboxState.uidvalidity, MailboxState.last_uid
             )
         )
-        last_uids = {name: (validity, uid) for name, validity, uid in states}
-    checks = check_connections(app.settings, app.open_mailbox, last_uids)
-    for item in checks:
-        click.echo(f"{item.name}: {'ok' if item.ok else 'FAILED'}: {item.detail}")
-    if not all(item.ok for item in checks):
-        raise SystemExit(1)
+        return {name: (validity, uid) for name, validity, uid in states}
 
 
 @cli.command()
