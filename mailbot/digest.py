@@ -145,6 +145,20 @@ def format_day(day: date) -> str:
     return f"{DAYS[day.weekday()]}, {day.day} {MONTHS[day.month - 1]} {day.year}"
 
 
+def in_service_by(session: Session, settings: Settings, day: date) -> bool:
+    """Whether mailbot had received anything before ``day`` ended.
+
+    The first morning after installation would otherwise bring the Camat a
+    digest of a day mailbot never saw, full of zeros.
+    """
+    _, end = day_window(day, settings.office.timezone)
+    for received_at in (InboundMail.received_at, Ticket.received_at):
+        earlier = select(received_at).where(received_at < end).limit(1)
+        if session.scalar(earlier) is not None:
+            return True
+    return False
+
+
 def compute_digest(
     session: Session, settings: Settings, day: date, now: datetime
 ) -> Digest:

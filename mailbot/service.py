@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from mailbot.app import App
 from mailbot.config import SmtpConfig
-from mailbot.digest import compute_digest, recipients, yesterday
+from mailbot.digest import compute_digest, in_service_by, recipients, yesterday
 from mailbot.digest_mail import queue_digest, render_digest
 from mailbot.errors import ConfigError
 from mailbot.escalation import SlaWatch
@@ -117,6 +117,9 @@ class Service:
         day = yesterday(now, settings.office.timezone)
         if digest_queued(self.app, day.strftime("%Y%m%d")):
             return
+        with self.app.sessions() as session:
+            if not in_service_by(session, settings, day):
+                return
         if queue_daily_digest(self.app, day, now):
             self.send()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from clirun import mailbot
-from digest_scenario import ACCOUNTS, DAY, NOW, build, wib
+from digest_scenario import ACCOUNTS, DAY, NOW, build, scenario_settings, wib
 from seeding import CHAIN_STAFF_TOML, FixedClock, add_ticket
 from sqlalchemy import select
 
@@ -208,6 +208,29 @@ def test_the_service_queues_the_digest_once_after_seven(app: App) -> None:
     assert str(letter["Subject"]) == (
         "Ringkasan harian Layanan Pengaduan Kecamatan Porong: Rabu, 2 Desember 2026"
     )
+
+
+def test_a_new_installation_sends_no_digest_of_a_day_it_never_saw(
+    tmp_path: Path,
+) -> None:
+    # Installed at 09:00 on 3 December; the first mail comes at 10:00.
+    app = App.build(scenario_settings(tmp_path), FixedClock(wib(3, 9)))
+    next_morning = wib(3, 7) + timedelta(days=1)
+    service = Service(app, app.transport())
+    clock = app.clock
+    assert isinstance(clock, FixedClock)
+
+    service.digest_if_due()
+    with app.sessions.begin() as session:
+        add_ticket(session, app.settings, wib(3, 10))
+    clock.at = next_morning
+    service.digest_if_due()
+
+    with app.sessions() as session:
+        ids = session.scalars(
+            select(OutboxItem.message_id).where(OutboxItem.kind == "digest")
+        ).all()
+    assert [i.split(".")[1] for i in ids] == ["20261203"]
 
 
 def test_the_cli_prints_the_digest_of_a_given_day(tmp_path: Path) -> None:
