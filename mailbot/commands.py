@@ -189,6 +189,13 @@ _TAG_LINE = re.compile(r"^[ \t]*#([A-Za-z]+)\b[ \t]*:?[ \t]*(.*)$")
 # Social-media hashtags in a signature ("#SidoarjoBersih", "#porong #sidoarjo").
 _CAMEL_CASE = re.compile(r"[a-z][A-Z]")
 _HASHTAGS_ONLY = re.compile(r"^[ \t]*#\w+(?:[ \t]+#\w+)+[ \t]*$")
+# A line "Catatan internal: ..." under a #tanggapan is meant for colleagues, not
+# the complainant: it opens a #catatan of its own instead of joining the answer.
+_INTERNAL_LINE = re.compile(
+    r"^[ \t]*(?:(?:catatan[ \t]+(?:untuk[ \t]+)?|untuk[ \t]+)internal[ \t]*:?"
+    r"|internal[ \t]*:)[ \t]*(.*)$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -240,9 +247,12 @@ def _tagged_blocks(text: str) -> list[tuple[str, str]]:
     blocks: list[tuple[str | None, list[str]]] = []
     for line in text.splitlines():
         match = _TAG_LINE.match(line)
+        internal = _INTERNAL_LINE.match(line) if blocks else None
         if match is not None:
             tag = None if _is_hashtag(match[1], line) else match[1]
             blocks.append((tag, [match[2]]))
+        elif internal is not None:
+            blocks.append(("catatan", [internal[1]]))
         elif blocks:
             blocks[-1][1].append(line)
     return [(tag, "\n".join(lines).strip()) for tag, lines in blocks if tag is not None]

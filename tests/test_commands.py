@@ -84,6 +84,29 @@ def test_signature_hashtags_are_neither_commands_nor_text() -> None:
     ]
 
 
+def test_an_internal_note_under_an_answer_never_joins_the_answer() -> None:
+    text = (
+        "#tanggapan Lampu sudah diganti.\n\nCatatan internal: pelapor sering "
+        "mengadu.\nCek ulang besok.\n#teruskan kesos\nInternal: tiket lama\n"
+        "#catatan x\nCATATAN UNTUK INTERNAL\nkirim foto\n"
+        "#catatan y\nKegiatan internal desa berjalan."
+    )
+
+    assert _read(text) == [
+        ("tanggapan", "Lampu sudah diganti."),
+        ("catatan", "pelapor sering mengadu.\nCek ulang besok."),
+        ("teruskan", "kesos"),
+        ("catatan", "tiket lama"),
+        ("catatan", "x"),
+        ("catatan", "kirim foto"),
+        ("catatan", "y\nKegiatan internal desa berjalan."),
+    ]
+
+
+def test_an_internal_line_before_any_tag_is_not_a_command() -> None:
+    assert _read("Catatan internal: sudah dicek.") == []
+
+
 def test_a_lone_lower_case_unknown_tag_is_still_a_problem() -> None:
     instructions = read_commands("#tanggapan sudah\n#tutup")
 
