@@ -33,7 +33,7 @@ from mailbot.letters import Correspondence, Received, Related
 from mailbot.models import InboundMail, InboundStatus, Ticket, TicketStatus
 from mailbot.parsing import ParsedMail
 from mailbot.references import find_references
-from mailbot.replies import new_text
+from mailbot.replies import new_text, without_history
 from mailbot.routing import Router
 from mailbot.screening import complainant_address
 from mailbot.signing import Signer
@@ -156,9 +156,7 @@ class Filing:
             inbox_address=origin.inbox_address or self.settings.office.email,
             unit_code=decision.unit,
             matched_keywords=decision.matched,
-            identity_provided=carries_identity(
-                received.text, [a.filename for a in received.attachments]
-            ),
+            identity_provided=_identity_in(received),
             # Imports count as received now: a backlog must not be acknowledged
             # with a deadline that passed years ago.
             received_at=origin.received_at or now,
@@ -292,8 +290,7 @@ class Filing:
         # The acknowledgement asks for the KTP; most citizens send it in reply.
         if ticket.identity_provided:
             return
-        names = [a.filename for a in received.attachments]
-        if not carries_identity(received.text, names):
+        if not _identity_in(received):
             return
 
         ticket.identity_provided = True
@@ -426,6 +423,13 @@ class Filing:
             reason,
         )
         return _outcome(Outcome.AUTOMATIC, inbound, ticket.reference, reason)
+
+
+def _identity_in(received: Received) -> bool:
+    # The whole body without forwarded or quoted mail: a NIK in the sender's
+    # sign-off is theirs, one in a message they pass on is someone else's.
+    own = without_history(received.mail.text)
+    return carries_identity(own, [a.filename for a in received.attachments])
 
 
 def _outcome(

@@ -43,17 +43,29 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 
 def new_text(text: str) -> str:
     """The part of a reply its sender wrote, with history and signature removed."""
+    plain = _SENT_FROM.sub("", _own_lines(text))
+
+    latest = _library_cut(plain)
+    return _BLANK_RUNS.sub("\n\n", latest).strip()
+
+
+def without_history(text: str) -> str:
+    """What the sender wrote, signature included, without quoted or forwarded mail.
+
+    A NIK in a citizen's sign-off is theirs; one in a message they forward or
+    quote belongs to someone else.
+    """
+    return _BLANK_RUNS.sub("\n\n", _own_lines(text)).strip()
+
+
+def _own_lines(text: str) -> str:
     plain = text.replace("\r\n", "\n").replace("\r", "\n")
 
     head = _before_history(plain)
     if not head.strip():
         # Bottom-posted (Thunderbird, some webmails): the reply follows the quote.
         head = _ATTRIBUTION.sub("", plain)
-    plain = _SENT_FROM.sub("", head)
-    plain = _QUOTED.sub("", plain)
-
-    latest = _library_cut(plain)
-    return _BLANK_RUNS.sub("\n\n", latest).strip()
+    return _QUOTED.sub("", head)
 
 
 def _before_history(text: str) -> str:

@@ -141,6 +141,55 @@ def test_a_nik_sent_in_a_follow_up_completes_the_identity(app: App) -> None:
     ]
 
 
+def _identities(app: App) -> dict[str, bool]:
+    with app.sessions() as session:
+        rows = session.execute(select(Ticket.subject, Ticket.identity_provided))
+        return {subject: provided for subject, provided in rows}
+
+
+def test_a_nik_counts_in_the_senders_own_text_and_sign_off_not_in_a_forward(
+    app: App,
+) -> None:
+    forwarded = _mail(
+        "Budi <budi@example.com>",
+        "Fwd: Bantuan sosial",
+        "Mohon ditindaklanjuti.\n\n---------- Forwarded message ---------\n"
+        "Dari: Siti <siti@example.com>\nNIK 3515012345670003\n",
+        "f@x",
+    )
+    quoted = _mail(
+        "Ani <ani@example.com>",
+        "Drainase",
+        "Saluran mampet.\n\n> NIK 3515012345670004\n",
+        "g@x",
+    )
+    signed = _mail(
+        "Eko <eko@example.com>",
+        "Lampu jalan",
+        "Lampu mati.\n\n--\nEko Prasetyo\nNIK: 3515012345670005\n",
+        "h@x",
+    )
+    nik_follow_up_in_signature = _mail(
+        "Ani <ani@example.com>",
+        "Re: Drainase",
+        "Ini data saya.\n\n--\nAni\nNIK 3515012345670006\n",
+        "i@x",
+        extra="In-Reply-To: <g@x>\n",
+    )
+
+    for raw in (forwarded, quoted, signed):
+        _receive(app, raw)
+    before = _identities(app)
+    _receive(app, nik_follow_up_in_signature)
+
+    assert before == {
+        "Bantuan sosial": False,
+        "Drainase": False,
+        "Lampu jalan": True,
+    }
+    assert _identities(app)["Drainase"] is True
+
+
 def test_a_follow_up_is_dated_by_its_arrival_not_by_the_senders_clock(
     app: App,
 ) -> None:
