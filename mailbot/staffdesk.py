@@ -71,6 +71,10 @@ class StaffDesk:
         problems = [*instructions.problems, *self._refusals(instructions, turn)]
         if problems:
             return turn.refuse(problems)
+        # A #catatan beside a #teruskan is meant for the unit it goes to.
+        turn.notes = [
+            i.argument for i in instructions.invocations if i.command.name == "catatan"
+        ]
         for invocation in instructions.invocations:
             invocation.command.handler(turn, invocation.argument)
             turn.actions.append(invocation.command.name)
@@ -234,6 +238,7 @@ class _Turn:
         self.letters = desk.letters
         self.answer_to_staff = StaffAnswer()
         self.actions: list[str] = []
+        self.notes: list[str] = []
 
     def _event(self, action: str, detail: str = "") -> None:
         record_event(
@@ -315,7 +320,8 @@ class _Turn:
             old,
             unit.code,
         )
-        self.letters.forwarded(self.session, self.ticket, self.staff, rest, self.now)
+        note = "\n\n".join(part for part in (rest, *self.notes) if part)
+        self.letters.forwarded(self.session, self.ticket, self.staff, note, self.now)
         self.answer_to_staff.lines.append(
             f"Tiket diteruskan ke {unit.name}; unit itu sudah diberi tahu."
         )

@@ -106,6 +106,12 @@ class Desk:
             assert ticket is not None
             return [(e.actor, e.action, e.detail) for e in ticket.events]
 
+    def events(self) -> list[tuple[str, str]]:
+        with self.app.sessions() as session:
+            ticket = session.scalars(select(Ticket)).first()
+            assert ticket is not None
+            return [(e.action, e.detail) for e in ticket.events]
+
     def actions(self) -> list[tuple[str, str]]:
         with self.app.sessions() as session:
             ticket = session.scalars(select(Ticket)).first()
@@ -651,6 +657,22 @@ def test_forwarding_by_unit_name_and_to_an_unknown_unit(desk: Desk) -> None:
         "DISPOSISI PENGADUAN untuk Seksi Kesejahteraan Sosial Didisposisikan oleh "
         "Operator CS. Catatan disposisi: soal bantuan Nomor pengaduan"
     )
+
+
+def test_a_note_beside_a_forward_reaches_the_new_unit(desk: Desk) -> None:
+    desk.reply(
+        OPERATOR, "#catatan pelapor warga RT 03\n#teruskan kesos\n#catatan cek DTKS"
+    )
+
+    assert desk.ticket().unit_code == "kesos"
+    assert desk.last_text("unit_notification").startswith(
+        "DISPOSISI PENGADUAN untuk Seksi Kesejahteraan Sosial Didisposisikan oleh "
+        "Operator CS. Catatan disposisi: pelapor warga RT 03 cek DTKS Nomor pengaduan"
+    )
+    assert [(a, d) for a, d in desk.events() if a == "note"] == [
+        ("note", "pelapor warga RT 03"),
+        ("note", "cek DTKS"),
+    ]
 
 
 def test_tags_from_the_complainant_are_only_text(desk: Desk) -> None:
