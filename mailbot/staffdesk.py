@@ -16,14 +16,15 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from mailbot.approval import Approval, pending_draft
 from mailbot.commands import Instructions, Invocation, Scope, read_commands
 from mailbot.commitlog import on_commit
 from mailbot.config import Settings, StaffConfig, UnitConfig
 from mailbot.deskletters import DeskLetters, StaffAnswer
 from mailbot.errors import CommandError
 from mailbot.letters import Received
-from mailbot.models import Event, Ticket, TicketStatus
-from mailbot.policy import POST_TITLES, VERIFICATION_CHAIN, Role
+from mailbot.models import Ticket, TicketStatus
+from mailbot.policy import POST_TITLES, Role
 from mailbot.replies import without_sign_off
 from mailbot.tickets import change_status, record_event
 
@@ -53,6 +54,7 @@ class StaffDesk:
     def __init__(self, settings: Settings, letters: DeskLetters) -> None:
         self.settings = settings
         self.letters = letters
+        self.approval = Approval(settings)
 
     def handle(
         self,
@@ -113,7 +115,7 @@ class StaffDesk:
         ticket, staff = turn.ticket, turn.staff
         if scope == Scope.APPROVER and pending_draft(ticket) is None:
             return f"#{name}: tidak ada draf tanggapan yang menunggu."
-        if name == "setuju" and not self.may_approve(ticket, staff):
+        if name == "setuju" and not self.approval.may_approve(ticket, staff):
             return "#setuju: draf sudah disetujui pada jabatan Bapak/Ibu."
         if name == "setuju" and _answers_an_older_draft(turn):
             return (
@@ -149,7 +151,7 @@ class StaffDesk:
             return supervisor or staff.unit == ticket.unit_code
         if scope == Scope.SUPERVISOR:
             return supervisor
-        return self._post(staff) >= 0
+        return self.approval.approves(staff)
 
     def find_unit(self, argument: str) -> UnitConfig | None:
         """The unit named at the start of ``argument``, by code or by name."""
@@ -166,58 +168,10 @@ class StaffDesk:
         """Whether this staff member's #tanggapan goes to the approvers first."""
         if not self.settings.workflow.approval or staff.role != "unit":
             return False
-        if self.first_post() is None:
+        if self.approval.first_post() is None:
             log.warning("workflow.approval names roles no staff member has")
             return False
         return True
-
-    def approval_chain(self) -> list[Role]:
-        """The approving posts in the order of the verification chain."""
-        roles = self.settings.workflow.approval
-        return [role for role in VERIFICATION_CHAIN if role in roles]
-
-    def first_post(self) -> Role | None:
-        """The first approving post that someone holds: drafts go there."""
-        return self.settings.first_held(self.approval_chain())
-
-    def may_approve(self, ticket: Ticket, staff: StaffConfig) -> bool:
-        """Whether ``staff``'s post has yet to approve the pending draft; a
-        higher post's approval covers the lower ones."""
-        return self._post(staff) > self._reached(ticket)
-
-    def next_post(self, staff: StaffConfig) -> Role | None:
-        """The post that approves after ``staff``'s; None when theirs is the last."""
-        return self.settings.first_held(self.approval_chain()[self._post(staff) + 1 :])
-
-    def _post(self, staff: StaffConfig) -> int:
-        """The staff member's place among the approving posts, -1 for none.
-
-        A post above the last approving one (the Camat when only the Sekcam
-        approves) stands beyond it: it may approve, and covers the others.
-        """
-        chain = self.approval_chain()
-        if staff.role in chain:
-            return chain.index(staff.role)
-        if chain and staff.role in VERIFICATION_CHAIN:
-            above = VERIFICATION_CHAIN.index(staff.role)
-            if above > VERIFICATION_CHAIN.index(chain[-1]):
-                return len(chain)
-        return -1
-
-    def _reached(self, ticket: Ticket) -> int:
-        chain = self.approval_chain()
-        approved = [chain.index(r) for r in self._approved_roles(ticket) if r in chain]
-        return max(approved, default=-1)
-
-    def _approved_roles(self, ticket: Ticket) -> list[Role]:
-        draft = pending_draft(ticket)
-        after = ticket.events[ticket.events.index(draft) + 1 :] if draft else []
-        roles = []
-        for event in after:
-            member = self.settings.staff_member(event.actor)
-            if event.action == "draft_approved" and member is not None:
-                roles.append(member.role)
-        return roles
 
 
 class _Turn:
@@ -272,7 +226,7 @@ class _Turn:
         self._status(TicketStatus.ANSWERED)
 
     def _draft(self, text: str) -> None:
-        post = self.desk.first_post()
+        post = self.desk.approval.first_post()
         if post is None:  # needs_approval said there is one
             raise CommandError("a draft with nobody to approve it")
         self._ask_approval(text, self.staff, post)
@@ -377,7 +331,7 @@ class _Turn:
         if draft is None:  # checked before any command ran
             raise CommandError("approval without a pending draft")
         self._event("draft_approved", f"approved by {self.staff.name}")
-        following = self.desk.next_post(self.staff)
+        following = self.desk.approval.next_post(self.staff)
         if following is None:
             self._send_response(draft.detail)
             # The author and the approver both learn that the citizen has it.
@@ -451,16 +405,6 @@ def _answers_an_older_draft(turn: _Turn) -> bool:
         if m.kind == "approval_request" and m.message_id in cited
     ]
     return draft is not None and any(m.at < draft.at for m in requests)
-
-
-def pending_draft(ticket: Ticket) -> Event | None:
-    """The newest draft response not yet sent or sent back."""
-    for event in reversed(ticket.events):
-        if event.action == "draft":
-            return event
-        if event.action in ("draft_revised", "answered"):
-            return None
-    return None
 
 
 def _scope_reason(scope: Scope) -> str:
