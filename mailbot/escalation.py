@@ -2,11 +2,12 @@
 
 Run on a schedule. Reads open tickets; for each, in its own transaction, writes
 at most one step: a reminder to the unit once ``reminder_share`` of the time is
-gone, then after the due time one escalation step per configured delay, to the
-Kasubag Umum, the Sekcam and the Camat in turn; a post nobody holds is passed
-over to the next one up. Each step is recorded on the
-ticket (a column and an Event) in the same transaction that queues its letters,
-so a rerun of the sweep sends nothing twice.
+gone (to the approving post instead, when the unit's draft waits for it), then
+after the due time one escalation step per configured delay, to the Kasubag
+Umum, the Sekcam and the Camat in turn; a post nobody holds is passed over to
+the next one up. Each step is recorded on the ticket (a column and an Event) in
+the same transaction that queues its letters, so a rerun of the sweep sends
+nothing twice.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from mailbot.approval import Approval
 from mailbot.commitlog import on_commit
 from mailbot.compose import Letter
 from mailbot.config import Settings
@@ -65,6 +67,7 @@ class SlaWatch:
         self.renderer = renderer
         self.sender = sender
         self.delays = settings.sla.escalation_delays_hours[: len(CHAIN)]
+        self.approval = Approval(settings)
 
     def sweep(self, now: datetime) -> SweepReport:
         """Take every open ticket one step further if its time has come."""
@@ -119,23 +122,28 @@ class SlaWatch:
         return None
 
     def _remind(self, session: Session, ticket: Ticket, now: datetime) -> None:
-        unit = self.settings.unit(ticket.unit_code)
-        recipients = self.settings.unit_recipients(unit.code)
+        # A unit whose draft waits for approval has done its part: the post
+        # that holds the draft is the one to remind.
+        awaiting = self.approval.awaiting(ticket)
+        if awaiting is not None:
+            whom = f"approver {awaiting}"
+            recipients = self.settings.staff_with_role(awaiting)
+            title = "Pengingat persetujuan draf"
+        else:
+            whom = f"unit {ticket.unit_code}"
+            recipients = self.settings.unit_recipients(ticket.unit_code)
+            title = "Pengingat batas tanggapan"
         fields = self._fields(ticket, now)
         body = self.renderer.render("staff/reminder", fields)
-        subject = f"[{ticket.reference}] Pengingat batas tanggapan: {fields['subject']}"
+        subject = f"[{ticket.reference}] {title}: {fields['subject']}"
         letter = Letter("sla_reminder", (), subject, body, ticket.inbox_address)
         self._send(session, ticket, letter, recipients, now)
 
         ticket.reminded_at = now
-        detail = f"unit {unit.code}: {len(recipients)} recipients"
+        detail = f"{whom}: {len(recipients)} recipients"
         record_event(session, ticket, "reminder", detail, at=now)
         on_commit(
-            session,
-            log.info,
-            "ticket %s: reminder sent to unit %s",
-            ticket.reference,
-            unit.code,
+            session, log.info, "ticket %s: reminder sent to %s", ticket.reference, whom
         )
 
     def _escalate(
@@ -206,8 +214,10 @@ class SlaWatch:
 
     def _fields(self, ticket: Ticket, now: datetime) -> dict[str, Any]:
         office = self.settings.office
+        awaiting = self.approval.awaiting(ticket)
         return {
             "office": {"name": office.name},
+            "awaiting_title": POST_TITLES[awaiting] if awaiting else None,
             "reference": ticket.reference,
             "subject": mask(ticket.subject),
             "complainant_name": ticket.complainant_name,

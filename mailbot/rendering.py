@@ -166,6 +166,7 @@ _HISTORY_PHRASES = (
     (re.compile(r"^final response sent by "), "tanggapan akhir dikirim oleh "),
     (re.compile(r"^verified by "), "diverifikasi oleh "),
     (re.compile(r"^step (\d+): "), r"tahap \1: "),
+    (re.compile(r"^approver "), "penyetuju "),
     (re.compile(r"(\d+) recipients\b"), r"\1 penerima"),
     (re.compile(r"\(no staff with role "), "(tidak ada staf dengan jabatan "),
 )

@@ -16,7 +16,7 @@ from mailbot.app import App
 from mailbot.escalation import SlaWatch
 from mailbot.models import Event, OutboxItem, Ticket, TicketStatus
 from mailbot.service import sla_watch
-from mailbot.tickets import change_status
+from mailbot.tickets import change_status, record_event
 
 RECEIVED = datetime(2026, 12, 1, 8, 0, tzinfo=ZoneInfo("Asia/Jakarta"))
 DUE = RECEIVED + timedelta(hours=24)
@@ -206,3 +206,70 @@ def test_answering_stamps_the_time_the_digest_counts(app: App) -> None:
         change_status(session, found, TicketStatus.ANSWERED, at=answered)
 
     assert ticket(app, ticket_id).answered_at == answered
+
+
+def _plain(raw: bytes) -> str:
+    letter = email.message_from_bytes(raw, policy=default)
+    body = letter.get_body(("plain",))
+    assert body is not None
+    return " ".join(body.get_content().split())
+
+
+def test_a_draft_waiting_for_approval_reminds_its_approver_not_the_unit(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(
+        tmp_path, '[workflow]\napproval = ["kasubag_umum", "sekcam"]\n'
+    )
+    app = App.build(settings, FixedClock(RECEIVED))
+    with app.sessions.begin() as session:
+        draft = add_ticket(session, settings, RECEIVED)
+        record_event(
+            session,
+            draft,
+            "draft",
+            "Lampu diganti Senin.",
+            at=RECEIVED,
+            actor="ekbang.staf@porong.example.go.id",
+        )
+        record_event(
+            session,
+            draft,
+            "draft_approved",
+            "approved by Kasubag",
+            at=RECEIVED,
+            actor="kasubag@porong.example.go.id",
+        )
+        plain = add_ticket(session, settings, RECEIVED, subject="Sampah")
+        draft_id, plain_id = draft.id, plain.id
+    watch = sla_watch(app)
+
+    watch.sweep(RECEIVED + timedelta(hours=18))
+    watch.sweep(DUE + timedelta(hours=2))
+
+    assert history(app, draft_id) == [
+        ("reminder", "approver sekcam: 1 recipients"),
+        ("escalation", "step 1: kasubag_umum, 1 recipients"),
+    ]
+    assert history(app, plain_id)[0] == ("reminder", "unit ekbang: 2 recipients")
+    with app.sessions() as session:
+        rows = session.execute(
+            select(OutboxItem.kind, OutboxItem.recipients, OutboxItem.raw)
+            .where(OutboxItem.ticket_id == draft_id)
+            .order_by(OutboxItem.id)
+        ).all()
+    assert [(kind, to) for kind, to, _ in rows] == [
+        ("sla_reminder", ["sekcam@porong.example.go.id"]),
+        ("sla_escalation", ["kasubag@porong.example.go.id"]),
+    ]
+    reminder, escalation = (_plain(raw) for _, _, raw in rows)
+    assert reminder.startswith(
+        "PENGINGAT PERSETUJUAN DRAF untuk Sekretaris Camat Draf tanggapan Seksi "
+        "Perekonomian dan Pembangunan atas pengaduan PRG-2026-000001-5 menunggu "
+        "persetujuan Sekretaris Camat. Batas tanggapan tinggal 6 jam lagi."
+    )
+    assert "balas email ini dengan #setuju" in reminder
+    assert (
+        "belum dijawab kepada pengadu: draf tanggapan Seksi Perekonomian dan "
+        "Pembangunan menunggu persetujuan Sekretaris Camat." in escalation
+    )

@@ -561,6 +561,7 @@ def test_acknowledgement_in_working_hours_mode_names_working_hours(
             "tahap 2: sekcam, 1 penerima (tidak ada staf dengan jabatan kasubag_umum)",
         ),
         ("reminder", "unit ekbang: 2 recipients", "unit ekbang: 2 penerima"),
+        ("reminder", "approver sekcam: 1 recipients", "penyetuju sekcam: 1 penerima"),
         (
             "note",
             "via subject (keywords: x) 2 recipients",
