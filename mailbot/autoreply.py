@@ -28,7 +28,7 @@ from mailbot.tickets import record_event
 log = logging.getLogger(__name__)
 
 # Letters that answer a received message without a person deciding to send them.
-AUTO_REPLY_KINDS = frozenset({"acknowledgement"})
+AUTO_REPLY_KINDS = frozenset({"acknowledgement", "identity_received"})
 
 
 # Asked for every new ticket: built once, and run below the ORM.
@@ -69,8 +69,7 @@ def acknowledge_within_limit(
     now: datetime,
 ) -> bool:
     """Queue the acknowledgement unless the complainant had enough; True if queued."""
-    since = now - timedelta(hours=limits.auto_reply_window_hours)
-    sent = auto_replies_since(session, signer, ticket.complainant_email, since)
+    sent = _answers_in_window(session, signer, ticket, limits, now)
     if sent < limits.auto_reply_limit:
         letters.acknowledge(session, ticket, received, now)
         return True
@@ -87,3 +86,42 @@ def acknowledge_within_limit(
         ticket.reference,
     )
     return False
+
+
+def confirm_identity_within_limit(
+    session: Session,
+    letters: Correspondence,
+    signer: Signer,
+    ticket: Ticket,
+    received: Received,
+    *,
+    limits: IntakeConfig,
+    now: datetime,
+) -> bool:
+    """Tell the complainant their identity arrived, unless they had enough
+    automatic answers already; True if queued."""
+    if (
+        _answers_in_window(session, signer, ticket, limits, now)
+        >= limits.auto_reply_limit
+    ):
+        on_commit(
+            session,
+            log.info,
+            "ticket %s: identity confirmation withheld, auto-reply limit reached",
+            ticket.reference,
+        )
+        return False
+
+    letters.confirm_identity(session, ticket, received, now)
+    return True
+
+
+def _answers_in_window(
+    session: Session,
+    signer: Signer,
+    ticket: Ticket,
+    limits: IntakeConfig,
+    now: datetime,
+) -> int:
+    since = now - timedelta(hours=limits.auto_reply_window_hours)
+    return auto_replies_since(session, signer, ticket.complainant_email, since)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.archive import ArchivedMail
 from mailbot.authenticity import SenderCheck, check_sender, record_forgery
-from mailbot.autoreply import acknowledge_within_limit
+from mailbot.autoreply import acknowledge_within_limit, confirm_identity_within_limit
 from mailbot.bounces import handle_bounce
 from mailbot.clock import Clock
 from mailbot.commitlog import on_commit
@@ -298,6 +298,15 @@ class Filing:
             session, ticket, "identity", "identity (NIK or KTP) received", at=now
         )
         on_commit(session, log.info, "ticket %s: identity received", ticket.reference)
+        confirm_identity_within_limit(
+            session,
+            self.letters,
+            self.signer,
+            ticket,
+            received,
+            limits=self.settings.intake,
+            now=now,
+        )
 
     def _staff_mail(
         self, session: Session, inbound: InboundMail, thread: Thread, received: Received

@@ -162,6 +162,24 @@ class Correspondence:
         )
         return self.send(session, ticket, letter, now)
 
+    def confirm_identity(
+        self, session: Session, ticket: Ticket, received: Received, now: datetime
+    ) -> OutboxItem:
+        """Tell the complainant the identity the acknowledgement asked for arrived."""
+        fields = self.ticket_fields(ticket)
+        fields["inbox_address"] = ticket.inbox_address
+        letter = Letter(
+            kind="identity_received",
+            to=(ticket.complainant_email,),
+            subject=f"[{ticket.reference}] Identitas diterima: {ticket.subject}",
+            body=self.renderer.render("citizen/identity_received", fields),
+            reply_to=ticket.inbox_address,
+            in_reply_to=received.message_id,
+            references=(*received.mail.references, received.message_id),
+            auto_submitted="auto-replied",
+        )
+        return self.send(session, ticket, letter, now)
+
     def notify_unit(
         self,
         session: Session,

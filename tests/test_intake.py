@@ -139,6 +139,29 @@ def test_a_nik_sent_in_a_follow_up_completes_the_identity(app: App) -> None:
     assert [e for e in events if e[0] == "identity"] == [
         ("identity", "identity (NIK or KTP) received")
     ]
+    with app.sessions() as session:
+        letters = session.execute(
+            select(OutboxItem.kind, OutboxItem.recipients, OutboxItem.raw)
+            .where(OutboxItem.kind.in_(["acknowledgement", "identity_received"]))
+            .order_by(OutboxItem.id)
+        ).all()
+    assert [(kind, to) for kind, to, _ in letters] == [
+        ("acknowledgement", ["budi@example.com"]),
+        ("identity_received", ["budi@example.com"]),
+    ]
+    confirmation = email.message_from_bytes(letters[1].raw, policy=default)
+    assert str(confirmation["Subject"]) == (
+        f"[{reference}] Identitas diterima: Jalan berlubang"
+    )
+    assert confirmation["In-Reply-To"] == "<d@x>"
+    assert confirmation["Auto-Submitted"] == "auto-replied"
+    body = confirmation.get_body(("plain",))
+    assert body is not None
+    assert " ".join(body.get_content().split()).startswith(
+        "Yth. Bapak/Ibu Budi, Terima kasih. Identitas Bapak/Ibu (NIK atau KTP) "
+        f"untuk pengaduan berikut telah kami terima, sehingga pengaduan ini telah "
+        f"lengkap sesuai standar pelayanan. Nomor pengaduan : {reference}"
+    )
 
 
 def _identities(app: App) -> dict[str, bool]:
