@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailbot.clock import Clock
@@ -30,6 +30,9 @@ from mailbot.tickets import MessageRecord, add_message
 from mailbot.transport import Transport
 
 log = logging.getLogger(__name__)
+
+# A letter waiting this long for an unreachable server makes the outage an error.
+OUTAGE_ERROR_MINUTES = 30
 
 
 @dataclass(frozen=True)
@@ -141,11 +144,30 @@ def deliver_due(
         if unreachable:
             # A server that is down or hangs would cost every other letter a
             # timeout and an attempt; they wait for the next run untouched.
-            log.warning("outbox: SMTP server unreachable; the rest waits")
+            _report_outage(sessions, clock.now())
             break
     if sent or deferred or failed:
         log.info("outbox: %d sent, %d deferred, %d failed", sent, deferred, failed)
     return DeliveryReport(sent, deferred, failed)
+
+
+def _report_outage(sessions: SessionFactory, now: datetime) -> None:
+    # No letter can say the server is down, the alert letters included: the
+    # log is the alarm, and an outage that lasts is logged as an error.
+    with sessions() as session:
+        waiting, oldest = session.execute(
+            select(func.count(OutboxItem.id), func.min(OutboxItem.created_at)).where(
+                OutboxItem.status == OutboxStatus.QUEUED
+            )
+        ).one()
+    minutes = int((now - oldest).total_seconds() // 60) if oldest else 0
+    level = logging.ERROR if minutes >= OUTAGE_ERROR_MINUTES else logging.WARNING
+    log.log(
+        level,
+        "outbox: SMTP server unreachable; %d letters wait, the oldest for %d min",
+        waiting,
+        minutes,
+    )
 
 
 def _claim(session: Session, now: datetime) -> OutboxItem | None:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from clirun import mailbot, write_config
-from servers import LOOPBACK
+from seeding import FixedClock, make_settings
+from servers import LOOPBACK, free_ports
 from smtpsink import SmtpSink
 
+from mailbot.app import App
 from mailbot.config import SmtpConfig
-from mailbot.outbox import backoff
+from mailbot.inbound import Origin
+from mailbot.outbox import backoff, deliver_due
 
 COMPLAINT = (
     b"From: Budi <budi@example.com>\nTo: porong@sidoarjokab.go.id\n"
@@ -66,7 +71,8 @@ def test_smtp_down_costs_one_attempt_a_run_and_the_rest_waits(
     refused = f"cannot use SMTP server {LOOPBACK}:{smtp_sink.port}: [Errno 111]"
 
     smtp_sink.stop()
-    first = mailbot(config, "send").stdout.strip()
+    first_run = mailbot(config, "send")
+    first = first_run.stdout.strip()
     after_first = _outbox(config)
     second = mailbot(config, "send").stdout.strip()
     after_second = _outbox(config)
@@ -75,6 +81,10 @@ def test_smtp_down_costs_one_attempt_a_run_and_the_rest_waits(
     resent_run = mailbot(config, "-v", "send")
 
     assert [first, second] == ["sent 0, deferred 1, failed 0"] * 2
+    assert first_run.stderr.splitlines()[-1].split(" WARNING ")[1] == (
+        "mailbot.outbox: outbox: SMTP server unreachable; 3 letters wait, the "
+        "oldest for 0 min"
+    )
     # A run stops at the first letter that finds the server down; the letter
     # tried waits its backoff, and the next run tries the next letter.
     assert _summary(after_first) == [
@@ -170,4 +180,34 @@ def test_refusals_temporary_deferred_permanent_failed(
         ("failed", "refused budi@example.com: 550 5.1.1 Mailbox unavailable"),
         ("queued", "451 4.3.0 Refused by the test sink"),
         ("sent", "250 2.0.0 Queued as sink-1"),
+    ]
+
+
+def test_an_outage_that_lasts_half_an_hour_is_logged_as_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    start = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
+    clock = FixedClock(start)
+    down = SmtpConfig(host=LOOPBACK, port=free_ports(1)[0], security="none")
+    app = App.build(make_settings(tmp_path).model_copy(update={"smtp": down}), clock)
+    app.intake.receive(COMPLAINT, Origin("import", "", "test"))
+    transport = app.transport()
+
+    caplog.set_level(logging.WARNING, logger="mailbot.outbox")
+    levels = []
+    for minutes in (29, 30):
+        clock.at = start + timedelta(minutes=minutes)
+        caplog.clear()
+        deliver_due(app.sessions, transport, down, clock)
+        levels.append([(r.levelname, r.getMessage()) for r in caplog.records][-1])
+
+    assert levels == [
+        (
+            "WARNING",
+            "outbox: SMTP server unreachable; 3 letters wait, the oldest for 29 min",
+        ),
+        (
+            "ERROR",
+            "outbox: SMTP server unreachable; 3 letters wait, the oldest for 30 min",
+        ),
     ]
