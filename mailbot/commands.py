@@ -191,9 +191,10 @@ _CAMEL_CASE = re.compile(r"[a-z][A-Z]")
 _HASHTAGS_ONLY = re.compile(r"^[ \t]*#\w+(?:[ \t]+#\w+)+[ \t]*$")
 # A line "Catatan internal: ..." under a #tanggapan is meant for colleagues, not
 # the complainant: it opens a #catatan of its own instead of joining the answer.
+# Mail apps write a bold line as "*Catatan internal:*" in the plain part.
 _INTERNAL_LINE = re.compile(
-    r"^[ \t]*(?:(?:catatan[ \t]+(?:untuk[ \t]+)?|untuk[ \t]+)internal[ \t]*:?"
-    r"|internal[ \t]*:)[ \t]*(.*)$",
+    r"^[ \t]*[*_]{0,2}(?:(?:catatan[ \t]+(?:untuk[ \t]+)?|untuk[ \t]+)intern(?:al)?"
+    r"[*_]{0,2}[ \t]*:?|intern(?:al)?[*_]{0,2}[ \t]*:)[*_]{0,2}[ \t]*(.*)$",
     re.IGNORECASE,
 )
 

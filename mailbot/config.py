@@ -159,6 +159,10 @@ class AccountConfig(_Server):
         return self.address or self.username
 
 
+# The submission port that goes with each kind of transport security.
+_SMTP_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
+
+
 class SmtpConfig(_Server):
     port: Annotated[int, Field(gt=0, lt=65536)] = 465
     username: str | None = None
@@ -171,6 +175,20 @@ class SmtpConfig(_Server):
     # An unreachable server is an outage, not the letter's fault: the letter
     # waits for it this long (Postfix's queue lifetime) whatever its attempts.
     outage_lifetime_hours: Annotated[float, Field(gt=0)] = 120.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _port_of_security(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "port" not in data:
+            security = data.get("security", "ssl")
+            return {**data, "port": _SMTP_PORTS.get(security, 465)}
+        return data
+
+    @model_validator(mode="after")
+    def _login_has_password(self) -> SmtpConfig:
+        if self.username and not self.password_env:
+            raise ValueError("username needs password_env (the login's password)")
+        return self
 
 
 class Keyword(_Section):

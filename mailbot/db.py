@@ -78,6 +78,8 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     before = current_revision(engine)
     if before is None:
         _refuse_foreign_tables(engine)
+    else:
+        _refuse_unknown_revision(engine, before)
     command.upgrade(_alembic_config(engine), "head")
     after = current_revision(engine)
     if before != after:
@@ -92,9 +94,25 @@ def _refuse_foreign_tables(engine: Engine) -> None:
     if tables:
         shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
         raise ConfigError(
-            f"storage.database_url: the database holds tables mailbot did not make "
-            f"({shown}); give mailbot a database of its own"
+            f"storage: the database {_shown(engine)} holds tables mailbot did not "
+            f"make ({shown}); give mailbot a database of its own"
         )
+
+
+def _refuse_unknown_revision(engine: Engine, revision: str) -> None:
+    # A revision none of ours: a newer mailbot's, or another program's
+    # migrations. Neither can be upgraded from here.
+    script = ScriptDirectory.from_config(_alembic_config(engine))
+    if revision not in {r.revision for r in script.walk_revisions()}:
+        raise ConfigError(
+            f"storage: the database {_shown(engine)} is at migration {revision!r}, "
+            "which this version of mailbot does not know (a newer mailbot's, or "
+            "another program's)"
+        )
+
+
+def _shown(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
 
 
 def open_database(url: str, *, create: bool = True) -> SessionFactory:
@@ -127,6 +145,7 @@ def _ensure_schema(engine: Engine) -> None:
         if current is None:
             upgrade(engine)
         elif current != head_revision(engine):
+            _refuse_unknown_revision(engine, current)
             raise ConfigError(
                 f"storage.database_url: schema is at {current}, this version needs "
                 f"{head_revision(engine)}; run 'mailbot upgrade'"

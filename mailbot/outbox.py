@@ -4,7 +4,9 @@ Queueing writes the composed bytes, so a rerun of ``send`` delivers exactly what
 was decided when the ticket changed. Delivery claims one row at a time (``FOR
 UPDATE SKIP LOCKED`` on PostgreSQL, so several workers never take the same row),
 hands it to the transport, and records the server's answer; a temporary failure
-is retried with exponential backoff up to a cap, then the row is ``failed``.
+is retried with exponential backoff up to a cap, then the row is ``failed``. A
+server that cannot be reached costs no attempt: letters wait for it up to
+``outage_lifetime_hours``.
 """
 
 from __future__ import annotations
@@ -207,7 +209,10 @@ def _record_failure(
     item: OutboxItem, exc: DeliveryError, settings: SmtpConfig, now: datetime
 ) -> OutboxStatus:
     item.last_reply = exc.reply
-    if _gives_up(item, exc, settings, now):
+    if exc.unreachable:
+        return _wait_out_outage(item, settings, now)
+
+    if exc.permanent or item.attempts >= settings.max_attempts:
         item.status = OutboxStatus.FAILED
         log.warning(
             "outbox %d (%s): failed after %d attempts: %s",
@@ -229,17 +234,25 @@ def _record_failure(
     return OutboxStatus.QUEUED
 
 
-def _gives_up(
-    item: OutboxItem, exc: DeliveryError, settings: SmtpConfig, now: datetime
-) -> bool:
-    if exc.permanent:
-        return True
+def _wait_out_outage(
+    item: OutboxItem, settings: SmtpConfig, now: datetime
+) -> OutboxStatus:
+    # The server never answered: that is no attempt of the letter's, and its
+    # wait stays at the first step, so it leaves soon after the server is back.
+    item.attempts -= 1
+    lifetime = timedelta(hours=settings.outage_lifetime_hours)
+    if now - item.created_at >= lifetime:
+        item.status = OutboxStatus.FAILED
+        log.warning(
+            "outbox %d (%s): failed: SMTP server unreachable for %g h",
+            item.id,
+            item.kind,
+            settings.outage_lifetime_hours,
+        )
+        return OutboxStatus.FAILED
 
-    if exc.unreachable:
-        lifetime = timedelta(hours=settings.outage_lifetime_hours)
-        return now - item.created_at >= lifetime
-
-    return item.attempts >= settings.max_attempts
+    item.next_attempt_at = now + timedelta(seconds=settings.retry_base_seconds)
+    return OutboxStatus.QUEUED
 
 
 def failed_ids(session: Session) -> list[int]:
@@ -259,7 +272,15 @@ def retry(session: Session, item_id: int, now: datetime) -> OutboxItem:
         raise CommandError(f"no outbox message {item_id}")
     if item.status == OutboxStatus.SENT:
         raise CommandError(f"outbox message {item_id} was already sent")
+    # Queued by hand: a fresh set of attempts, or the first refusal would
+    # give it up again at once.
+    log.info(
+        "outbox %d (%s): queued again by hand after %d attempts",
+        item.id,
+        item.kind,
+        item.attempts,
+    )
     item.status = OutboxStatus.QUEUED
+    item.attempts = 0
     item.next_attempt_at = now
-    log.info("outbox %d (%s): queued again by hand", item.id, item.kind)
     return item

@@ -124,6 +124,18 @@ def test_listing_tickets_of_an_unknown_unit_names_the_units(tmp_path: Path) -> N
     )
 
 
+def test_a_mistyped_reference_is_a_usage_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "mailbot.toml", data_dir=tmp_path / "storage")
+
+    shown = mailbot(config, "tickets", "show", "PRG-2026-000001-4", check=False)
+
+    assert (shown.returncode, shown.stdout) == (2, "")
+    assert shown.stderr.splitlines()[-1] == (
+        "Error: Invalid value for REFERENCE: 'PRG-2026-000001-4': the check digit "
+        "does not match"
+    )
+
+
 def test_a_folder_import_reads_files_whatever_their_names(tmp_path: Path) -> None:
     folder = tmp_path / "export"
     (folder / "deeper").mkdir(parents=True)

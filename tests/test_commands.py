@@ -103,6 +103,23 @@ def test_an_internal_note_under_an_answer_never_joins_the_answer() -> None:
     ]
 
 
+def test_a_bold_or_short_internal_heading_opens_a_note_too() -> None:
+    text = (
+        "#tanggapan Lampu diganti.\n*Catatan internal:* kerabat kades\n"
+        "#catatan a\n**Catatan intern**: rumah di gang buntu\n"
+        "#catatan b\n_Internal:_ cek lagi"
+    )
+
+    assert _read(text) == [
+        ("tanggapan", "Lampu diganti."),
+        ("catatan", "kerabat kades"),
+        ("catatan", "a"),
+        ("catatan", "rumah di gang buntu"),
+        ("catatan", "b"),
+        ("catatan", "cek lagi"),
+    ]
+
+
 def test_an_internal_line_before_any_tag_is_not_a_command() -> None:
     assert _read("Catatan internal: sudah dicek.") == []
 

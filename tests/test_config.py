@@ -433,3 +433,25 @@ def test_a_setting_that_would_fail_later_is_refused_now(
     setting: str, expected: str
 ) -> None:
     assert refusal(setting) == f"mailbot.toml: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("security", "port"), [("ssl", 465), ("starttls", 587), ("none", 25)]
+)
+def test_the_smtp_port_follows_the_security_when_not_given(
+    security: str, port: int
+) -> None:
+    text = f'[smtp]\nhost = "127.0.0.1"\nsecurity = "{security}"\n'
+
+    settings = parse_settings(text, "mailbot.toml")
+
+    assert settings.smtp is not None
+    assert settings.smtp.port == port
+
+
+def test_an_smtp_login_without_its_password_is_refused() -> None:
+    message = refusal('[smtp]\nhost = "smtp.example.org"\nusername = "porong"\n')
+
+    assert message == (
+        "mailbot.toml: smtp: username needs password_env (the login's password)"
+    )

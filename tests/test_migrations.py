@@ -41,8 +41,32 @@ def test_a_database_of_another_program_is_refused_untouched(database_url: str) -
     engine.dispose()
 
     assert str(refused.value) == (
-        "storage.database_url: the database holds tables mailbot did not make "
-        "(invoices); give mailbot a database of its own"
+        f"storage: the database {engine.url.render_as_string()} holds tables "
+        "mailbot did not make (invoices); give mailbot a database of its own"
     )
     assert str(refused_to_open.value) == str(refused.value)
     assert tables == {"invoices"}
+
+
+def test_a_database_at_a_migration_we_do_not_know_is_refused(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        )
+        connection.execute(text("INSERT INTO alembic_version VALUES ('abc123')"))
+
+    with pytest.raises(ConfigError) as refused:
+        upgrade(engine)
+    with pytest.raises(ConfigError) as refused_to_open:
+        open_database(database_url)
+    engine.dispose()
+
+    assert str(refused.value) == (
+        f"storage: the database {engine.url.render_as_string()} is at migration "
+        "'abc123', which this version of mailbot does not know (a newer "
+        "mailbot's, or another program's)"
+    )
+    assert str(refused_to_open.value) == str(refused.value)

@@ -15,7 +15,7 @@ from mailbot.cli.base import (
     pass_context,
     print_json,
 )
-from mailbot.errors import MailbotError
+from mailbot.errors import InvalidReferenceError, MailbotError
 from mailbot.models import OutboxStatus, TicketStatus
 from mailbot.outbox import failed_ids, retry
 from mailbot.references import parse_reference
@@ -68,7 +68,10 @@ def tickets_list(
 def tickets_show(context: Context, reference: str, as_json: bool) -> None:
     """One ticket with its messages and history."""
     prefix = context.settings.office.reference_prefix
-    checked = str(parse_reference(reference, prefix))
+    try:
+        checked = str(parse_reference(reference, prefix))
+    except InvalidReferenceError as exc:
+        raise click.BadParameter(str(exc), param_hint="REFERENCE") from exc
     with context.existing_app.sessions() as session:
         view = show_ticket(session, checked)
     if view is None:
@@ -190,8 +193,10 @@ def outbox_retry(context: Context, item_ids: tuple[int, ...], all_failed: bool) 
     with app.sessions.begin() as session:
         if all_failed:
             item_ids = (*item_ids, *failed_ids(session))
+        # All or none: one unknown ID leaves the others as they were.
         for item_id in dict.fromkeys(item_ids):
             retry(session, item_id, app.clock.now())
-            click.echo(f"outbox {item_id}: queued")
+    for item_id in dict.fromkeys(item_ids):
+        click.echo(f"outbox {item_id}: queued")
     if not item_ids:
         click.echo("no failed outgoing mail")
