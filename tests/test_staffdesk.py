@@ -558,6 +558,45 @@ def test_a_thank_you_keeps_the_ticket_closed_and_tells_nobody(desk: Desk) -> Non
     ]
 
 
+def test_thanks_in_own_words_keeps_the_ticket_closed_and_the_unit_reads_it(
+    desk: Desk,
+) -> None:
+    desk.reply(EKBANG, "#tanggapan Sudah diganti.")
+    letters_before = len(desk.letters())
+
+    _citizen_reply(
+        desk, 1, "Matur nuwun sanget Pak, lampunya sudah nyala. Sangat membantu."
+    )
+
+    assert desk.ticket().status == "answered"
+    assert desk.letters()[letters_before:] == [
+        ("unit_message", ("ekbang.porong@example.go.id",)),
+        ("unit_message", (EKBANG,)),
+    ]
+    assert (
+        "Pengadu membalas tanggapan akhir dengan ucapan terima kasih; tiket tetap "
+        "selesai. Isi pesan: Matur nuwun sanget Pak, lampunya sudah nyala. Sangat "
+        "membantu."
+    ) in desk.last_text("unit_message")
+    assert desk.history()[-1] == ("mailbot", "thanked", "ticket stays closed")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Terima kasih, tapi lampunya masih mati.",
+        "Terima kasih. Kapan diperbaiki?",
+        "Terima kasih, lampu di gang sebelah juga mati.",
+    ],
+)
+def test_thanks_with_a_problem_still_reopens(desk: Desk, text: str) -> None:
+    desk.reply(EKBANG, "#tanggapan Sudah diganti.")
+
+    _citizen_reply(desk, 1, text)
+
+    assert desk.ticket().status == "in_progress"
+
+
 def test_a_reopened_ticket_gets_a_new_due_time_and_starts_the_sla_again(
     desk: Desk,
 ) -> None:
