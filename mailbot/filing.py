@@ -33,7 +33,7 @@ from mailbot.letters import Correspondence, Received, Related
 from mailbot.models import InboundMail, InboundStatus, Ticket, TicketStatus
 from mailbot.parsing import ParsedMail
 from mailbot.references import find_references
-from mailbot.replies import new_text, without_history
+from mailbot.replies import forwarded, new_text, without_history
 from mailbot.routing import Router
 from mailbot.screening import complainant_address
 from mailbot.signing import Signer
@@ -244,7 +244,7 @@ class Filing:
     ) -> Disposition:
         ticket = thread.ticket
         now = self.clock.now()
-        received = replace(received, text=new_text(received.text))
+        received = replace(received, text=_follow_up_text(received.text, ticket))
         reopen_days = self.settings.workflow.reopen_days
         step = continuation(ticket, now, reopen_days, received.text)
         if step == Continuation.NEW_TICKET:
@@ -441,6 +441,16 @@ class Filing:
             reason,
         )
         return _outcome(Outcome.AUTOMATIC, inbound, ticket.reference, reason)
+
+
+def _follow_up_text(text: str, ticket: Ticket) -> str:
+    # Our letters quoted back are cut; a message the citizen forwards (a
+    # neighbour's report, an answer from another office) is what they send.
+    own = new_text(text)
+    passed_on = forwarded(text)
+    if not passed_on or ticket.reference in passed_on:
+        return own
+    return f"{own}\n\n{passed_on}".strip()
 
 
 def _identity_in(received: Received) -> bool:

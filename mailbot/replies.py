@@ -37,6 +37,14 @@ _SENT_FROM = re.compile(
     r"^[ \t]*(?:Dikirim dari|Terkirim dari|Sent from my|Get Outlook for)\b.*$",
     re.MULTILINE | re.IGNORECASE,
 )
+# Only the markers of a forward: what follows is a message passed on, not our
+# own letter quoted back.
+_FORWARD = re.compile(
+    r"^[ \t]*(?:-{3,}|_{3,})?[ \t]*(?:Forwarded message|Pesan terusan"
+    r"|Begin forwarded message|Awal pesan yang diteruskan)[ \t]*:?[ \t]*"
+    r"(?:-{3,}|_{3,})?[ \t]*$",
+    re.MULTILINE | re.IGNORECASE,
+)
 _QUOTED = re.compile(r"^[ \t]*>.*(?:\n|$)", re.MULTILINE)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
@@ -56,6 +64,13 @@ def without_history(text: str) -> str:
     quote belongs to someone else.
     """
     return _BLANK_RUNS.sub("\n\n", _own_lines(text)).strip()
+
+
+def forwarded(text: str) -> str:
+    """The message a reply passes on, from its "Forwarded message" line; or ""."""
+    plain = text.replace("\r\n", "\n").replace("\r", "\n")
+    match = _FORWARD.search(plain)
+    return plain[match.start() :].strip() if match else ""
 
 
 def _own_lines(text: str) -> str:

@@ -213,6 +213,42 @@ def test_a_nik_counts_in_the_senders_own_text_and_sign_off_not_in_a_forward(
     assert _identities(app)["Drainase"] is True
 
 
+def _follow_up_texts(app: App) -> list[str]:
+    with app.sessions() as session:
+        rows = session.scalars(
+            select(Message.text).where(Message.kind == "follow_up").order_by(Message.id)
+        )
+        return list(rows)
+
+
+def test_a_forward_in_a_follow_up_is_kept_and_our_own_letter_is_not(
+    app: App,
+) -> None:
+    first = _mail("Budi <budi@example.com>", "Jalan berlubang", "Jalan rusak.", "a@x")
+    _, reference = _receive(app, first)
+    neighbour = (
+        "Berikut pesan tetangga saya.\n\n---------- Forwarded message ---------\n"
+        "Dari: Siti <siti@example.com>\nSubject: jalan\n\n"
+        "Lubangnya sudah makan korban motor.\n"
+    )
+    ours = (
+        "Ini surat dari kantor.\n\n---------- Pesan terusan ---------\n"
+        f"Subject: [{reference}] Pengaduan diterima\n\nNomor pengaduan : {reference}\n"
+    )
+
+    for n, body in enumerate((neighbour, ours)):
+        _receive(
+            app, _mail("budi@example.com", f"Re: [{reference}] x", body, f"f{n}@x")
+        )
+
+    assert _follow_up_texts(app) == [
+        "Berikut pesan tetangga saya.\n\n---------- Forwarded message ---------\n"
+        "Dari: Siti <siti@example.com>\nSubject: jalan\n\n"
+        "Lubangnya sudah makan korban motor.",
+        "Ini surat dari kantor.",
+    ]
+
+
 def test_a_follow_up_is_dated_by_its_arrival_not_by_the_senders_clock(
     app: App,
 ) -> None:
