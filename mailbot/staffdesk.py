@@ -165,13 +165,14 @@ class StaffDesk:
         return None
 
     def needs_approval(self, staff: StaffConfig) -> bool:
-        """Whether this staff member's #tanggapan goes to the approvers first."""
-        if not self.settings.workflow.approval or staff.role != "unit":
+        """Whether this staff member's #tanggapan goes to the approvers first:
+        when an approving post someone holds stands above theirs."""
+        if not self.settings.workflow.approval:
             return False
         if self.approval.first_post() is None:
             log.warning("workflow.approval names roles no staff member has")
             return False
-        return True
+        return self.approval.next_post(staff) is not None
 
 
 class _Turn:
@@ -226,11 +227,15 @@ class _Turn:
         self._status(TicketStatus.ANSWERED)
 
     def _draft(self, text: str) -> None:
-        post = self.desk.approval.first_post()
+        post = self.desk.approval.next_post(self.staff)
         if post is None:  # needs_approval said there is one
             raise CommandError("a draft with nobody to approve it")
         self._ask_approval(text, self.staff, post)
         self._event("draft", text)
+        if self.desk.approval.approves(self.staff):
+            # A Kasubag who writes the answer has approved it at that post;
+            # the posts above still approve in turn.
+            self._event("draft_approved", f"approved by {self.staff.name}")
         self._start()
         self.answer_to_staff.lines.append(
             "Draf tanggapan dikirim kepada penyetuju; pengadu belum menerimanya."

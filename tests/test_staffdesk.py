@@ -345,6 +345,45 @@ def test_a_post_above_the_approvers_may_approve_and_one_below_may_not(
     ]
 
 
+LOWER_APPROVERS = (
+    f'[[staff]]\nemail = "{KASUBAG}"\nname = "Kasubag Umum"\nrole = "kasubag_umum"\n'
+    '[workflow]\napproval = ["kasubag_umum", "sekcam"]\n'
+)
+
+
+def test_the_operators_answer_is_a_draft_for_the_approvers(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk(LOWER_APPROVERS)
+
+    desk.reply(OPERATOR, "#tanggapan Lampu diganti Senin.")
+
+    assert desk.ticket().status == "in_progress"
+    assert desk.letters()[-2:] == [
+        ("approval_request", (KASUBAG,)),
+        ("command_reply", (OPERATOR,)),
+    ]
+
+
+def test_a_kasubags_answer_climbs_only_the_posts_above_it(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk(LOWER_APPROVERS)
+
+    desk.reply(KASUBAG, "#tanggapan Lampu diganti Selasa.")
+    drafted = (desk.ticket().status, desk.letters()[-2])
+    desk.reply(SEKCAM, "#setuju")
+
+    assert drafted == ("in_progress", ("approval_request", (SEKCAM,)))
+    assert [a for a in desk.actions() if "draft" in a[1]] == [
+        (KASUBAG, "draft"),
+        (KASUBAG, "draft_approved"),
+        (SEKCAM, "draft_approved"),
+    ]
+    assert desk.ticket().status == "answered"
+    assert "Lampu diganti Selasa." in desk.last_text("final_response")
+
+
 def test_approving_the_request_of_a_replaced_draft_is_refused(
     make_desk: Callable[[str], Desk],
 ) -> None:
