@@ -134,6 +134,7 @@ class SlaWatch:
             recipients = self.settings.unit_recipients(ticket.unit_code)
             title = "Pengingat batas tanggapan"
         fields = self._fields(ticket, now)
+        fields["escalates_to"] = self._first_escalation_title(awaiting)
         body = self.renderer.render("staff/reminder", fields)
         subject = f"[{ticket.reference}] {title}: {fields['subject']}"
         letter = Letter("sla_reminder", (), subject, body, ticket.inbox_address)
@@ -180,6 +181,17 @@ class SlaWatch:
             role,
             step,
         )
+
+    def _first_escalation_title(self, reminded: Role | None) -> str | None:
+        """Who an overdue ticket goes to first; None when nobody, or when it is
+        the post being reminded (it would be told it escalates to itself)."""
+        if not self.delays:
+            return None
+        step, _ = self._first_held(1)
+        role = CHAIN[step - 1]
+        if role == reminded or not self.settings.staff_with_role(role):
+            return None
+        return POST_TITLES[role]
 
     def _first_held(self, step: int) -> tuple[int, list[Role]]:
         """The first step from ``step`` up whose role someone holds, and the roles

@@ -270,6 +270,35 @@ def test_a_draft_waiting_for_approval_reminds_its_approver_not_the_unit(
     )
     assert "balas email ini dengan #setuju" in reminder
     assert (
+        "Bila draf belum disetujui sampai batas tersebut, pengaduan ini dieskalasi "
+        "kepada Kasubag Umum dan Kepegawaian." in reminder
+    )
+    assert "Tetap cantumkan [PRG-2026-000001-5] pada subjek." in reminder
+    assert (
         "belum dijawab kepada pengadu: draf tanggapan Seksi Perekonomian dan "
         "Pembangunan menunggu persetujuan Sekretaris Camat." in escalation
+    )
+
+
+def test_a_reminder_names_the_first_post_an_overdue_ticket_goes_to(
+    tmp_path: Path,
+) -> None:
+    # Nobody holds the Kasubag's post: overdue tickets go to the Sekcam first.
+    settings = make_settings(tmp_path)
+    chain = [s for s in settings.staff if s.role != "kasubag_umum"]
+    app = App.build(
+        settings.model_copy(update={"staff": tuple(chain)}), FixedClock(RECEIVED)
+    )
+    with app.sessions.begin() as session:
+        add_ticket(session, app.settings, RECEIVED)
+
+    sla_watch(app).sweep(RECEIVED + timedelta(hours=18))
+
+    with app.sessions() as session:
+        raws = session.scalars(
+            select(OutboxItem.raw).where(OutboxItem.kind == "sla_reminder")
+        ).all()
+    assert (
+        "Bila belum ditanggapi sampai batas tersebut, pengaduan ini dieskalasi "
+        "kepada Sekretaris Camat." in _plain(raws[0])
     )
