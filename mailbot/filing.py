@@ -142,7 +142,11 @@ class Filing:
         origin: Origin,
         received: Received,
         related: Sequence[Related] = (),
+        *,
+        identity_on: Ticket | None = None,
     ) -> Disposition:
+        """A new ticket; ``identity_on`` is an earlier ticket of the same
+        complainant that holds their identity already."""
         mail = received.mail
         now = self.clock.now()
         office = self.settings.office
@@ -156,7 +160,7 @@ class Filing:
             inbox_address=origin.inbox_address or self.settings.office.email,
             unit_code=decision.unit,
             matched_keywords=decision.matched,
-            identity_provided=_identity_in(received),
+            identity_provided=identity_on is not None or _identity_in(received),
             # Imports count as received now: a backlog must not be acknowledged
             # with a deadline that passed years ago.
             received_at=origin.received_at or now,
@@ -171,6 +175,9 @@ class Filing:
             write_now=False,
         )
         keep(session, ticket, inbound, received, kind="complaint")
+        if identity_on is not None:
+            detail = f"identity given on {identity_on.reference}"
+            record_event(session, ticket, "identity", detail, at=now)
         acknowledge_within_limit(
             session,
             self.letters,
@@ -366,7 +373,12 @@ class Filing:
         old: Ticket,
     ) -> Disposition:
         related = [Related.continued(old.reference)]
-        result = self._new_ticket(session, inbound, origin, received, related)
+        # The same complainant, by a reply to their own ticket: the identity
+        # they gave there is not asked for again.
+        known = old if old.identity_provided else None
+        result = self._new_ticket(
+            session, inbound, origin, received, related, identity_on=known
+        )
         new = session.scalar(select(Ticket).where(Ticket.reference == result.reference))
         now = self.clock.now()
         if new is not None:

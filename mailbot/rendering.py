@@ -155,6 +155,7 @@ _HISTORY_PHRASES = (
         r"membalas surat \1 dari alamat lain",
     ),
     (re.compile(r"^identity \(NIK or KTP\) received$"), "identitas (NIK/KTP) diterima"),
+    (re.compile(r"^identity given on "), "identitas sudah diberikan pada "),
     (re.compile(r"^complainant replied$"), "pengadu membalas"),
     (
         re.compile(r"^ticket stays closed$"),

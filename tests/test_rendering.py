@@ -554,6 +554,11 @@ def test_acknowledgement_in_working_hours_mode_names_working_hours(
             "nomor pengaduan di subjek (digit terakhir dibetulkan)",
         ),
         ("identity", "identity (NIK or KTP) received", "identitas (NIK/KTP) diterima"),
+        (
+            "identity",
+            "identity given on PRG-2026-000001-5",
+            "identitas sudah diberikan pada PRG-2026-000001-5",
+        ),
         ("draft_approved", "approved by Camat Porong", "disetujui oleh Camat Porong"),
         (
             "escalation",

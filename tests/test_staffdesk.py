@@ -20,7 +20,7 @@ from mailbot.app import App
 from mailbot.commands import COMMANDS
 from mailbot.config import parse_settings
 from mailbot.inbound import Origin, Outcome
-from mailbot.models import OutboxItem, Ticket
+from mailbot.models import Event, OutboxItem, Ticket
 from mailbot.views import forged_attempts
 
 DATA = Path(__file__).parent / "data"
@@ -674,6 +674,30 @@ def test_the_reopen_window_is_counted_from_the_answer(desk: Desk) -> None:
         (EKBANG, "status"),
         ("mailbot", "linked"),
     ]
+
+
+def test_a_late_reply_opens_a_ticket_that_keeps_the_identity_given(
+    desk: Desk,
+) -> None:
+    desk.reply(EKBANG, "#tanggapan Sudah diganti.")
+    desk.clock.moment += timedelta(days=15)
+
+    _citizen_reply(desk, 1, "Lampu di depan masjid sekarang yang mati.")
+
+    successor = desk.ticket(2)
+    assert successor.identity_provided is True
+    with desk.app.sessions() as session:
+        events = session.execute(
+            select(Event.action, Event.detail)
+            .where(Event.ticket_id == successor.id)
+            .where(Event.action == "identity")
+        ).all()
+    assert [tuple(e) for e in events] == [
+        ("identity", f"identity given on {desk.ticket(1).reference}")
+    ]
+    acknowledgement = desk.last_text("acknowledgement")
+    assert successor.reference in acknowledgement
+    assert "KELENGKAPAN IDENTITAS" not in acknowledgement
 
 
 def test_a_forged_staff_reply_is_counted_for_the_digest(
