@@ -185,7 +185,7 @@ class DeskLetters:
     ) -> list[OutboxItem]:
         """A short message from mailbot to the ticket's unit."""
         fields = self.letters.ticket_fields(ticket)
-        fields.update(lines=lines, summary=None, show_help=False)
+        fields.update(lines=lines, summary=None, show_help=False, unsolicited=True)
         letter = self.letters.staff_letter(
             ticket,
             "unit_message",

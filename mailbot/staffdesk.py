@@ -252,7 +252,7 @@ class _Turn:
         )
 
     def note(self, text: str) -> None:
-        self._event("note", text)
+        self._event("note", without_sign_off(text))
         self._start()
 
     def forward(self, text: str) -> None:
@@ -279,7 +279,9 @@ class _Turn:
             old,
             unit.code,
         )
-        note = "\n\n".join(part for part in (rest, *self.notes) if part)
+        note = without_sign_off(
+            "\n\n".join(part for part in (rest, *self.notes) if part)
+        )
         self.letters.forwarded(self.session, self.ticket, self.staff, note, self.now)
         self.answer_to_staff.lines.append(
             f"Tiket diteruskan ke {unit.name}; unit itu sudah diberi tahu."
@@ -360,7 +362,12 @@ class _Turn:
         lines = [f"Draf tanggapan dikembalikan oleh {self.staff.name}:", text]
         if draft is not None:
             lines += ["Draf yang dikembalikan:", draft.detail]
+        lines.append("Kirim #tanggapan baru dengan draf yang sudah diperbaiki.")
         self.letters.to_unit(self.session, self.ticket, lines, self.now)
+        self.answer_to_staff.lines.append(
+            "Draf dikembalikan kepada unit bersama catatan Bapak/Ibu; pengadu belum "
+            "menerimanya."
+        )
 
     def untagged(self) -> DeskResult:
         """A reply without a tag: kept as a note, and the sender told how to answer."""

@@ -278,6 +278,7 @@ def test_with_approval_a_unit_answer_waits_for_the_approver(
         ("command_reply", (EKBANG,)),
         ("unit_message", ("ekbang.porong@example.go.id",)),
         ("unit_message", (EKBANG,)),
+        ("command_reply", (SEKCAM,)),
         ("approval_request", (SEKCAM,)),
         ("command_reply", (EKBANG,)),
         ("final_response", (BUDI,)),
@@ -290,7 +291,15 @@ def test_with_approval_a_unit_answer_waits_for_the_approver(
     assert "Isi pengaduan: ------" in request
     assert "Lampu PJU" in request.split("Isi pengaduan:")[1].split("Draf tanggapan:")[0]
     revised = desk.texts("unit_message")[0]
-    assert "Draf yang dikembalikan: Lampu diganti minggu depan." in revised
+    assert revised.startswith("PESAN SISTEM untuk tiket")
+    assert (
+        "Draf yang dikembalikan: Lampu diganti minggu depan. Kirim #tanggapan baru "
+        "dengan draf yang sudah diperbaiki." in revised
+    )
+    assert (
+        "Draf dikembalikan kepada unit bersama catatan Bapak/Ibu; pengadu belum "
+        "menerimanya." in desk.texts("command_reply")[1]
+    )
     assert "Draf disetujui. Tanggapan telah dikirim kepada pengadu." in (
         desk.last_text()
     )
@@ -426,6 +435,7 @@ def test_approval_by_several_posts_runs_up_the_chain_in_order(
         ("command_reply", (KASUBAG,)),
         ("unit_message", ("ekbang.porong@example.go.id",)),
         ("unit_message", (EKBANG,)),
+        ("command_reply", (CAMAT,)),
         ("approval_request", (KASUBAG,)),
         ("command_reply", (EKBANG,)),
         ("approval_request", (CAMAT,)),
@@ -763,7 +773,9 @@ def test_forwarding_by_unit_name_and_to_an_unknown_unit(desk: Desk) -> None:
 
 def test_a_note_beside_a_forward_reaches_the_new_unit(desk: Desk) -> None:
     desk.reply(
-        OPERATOR, "#catatan pelapor warga RT 03\n#teruskan kesos\n#catatan cek DTKS"
+        OPERATOR,
+        "#catatan pelapor warga RT 03\n#teruskan kesos\n#catatan cek DTKS\n\n"
+        "Salam,\nOperator CS",
     )
 
     assert desk.ticket().unit_code == "kesos"
