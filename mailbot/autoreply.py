@@ -12,6 +12,7 @@ of its ticket): our signed Message-IDs carry a digest of their recipient.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, select
@@ -28,7 +29,7 @@ from mailbot.tickets import record_event
 log = logging.getLogger(__name__)
 
 # Letters that answer a received message without a person deciding to send them.
-AUTO_REPLY_KINDS = frozenset({"acknowledgement", "identity_received"})
+AUTO_REPLY_KINDS = frozenset({"acknowledgement", "identity_received", "reopened"})
 
 
 # Asked for every new ticket: built once, and run below the ORM.
@@ -88,9 +89,9 @@ def acknowledge_within_limit(
     return False
 
 
-def confirm_identity_within_limit(
+def confirm_within_limit(
     session: Session,
-    letters: Correspondence,
+    confirm: Callable[[Session, Ticket, Received, datetime], object],
     signer: Signer,
     ticket: Ticket,
     received: Received,
@@ -98,21 +99,19 @@ def confirm_identity_within_limit(
     limits: IntakeConfig,
     now: datetime,
 ) -> bool:
-    """Tell the complainant their identity arrived, unless they had enough
-    automatic answers already; True if queued."""
-    if (
-        _answers_in_window(session, signer, ticket, limits, now)
-        >= limits.auto_reply_limit
-    ):
+    """Queue a confirmation of a complainant's reply (``confirm``, a method of
+    ``Correspondence``) unless they had enough automatic answers already."""
+    sent = _answers_in_window(session, signer, ticket, limits, now)
+    if sent >= limits.auto_reply_limit:
         on_commit(
             session,
             log.info,
-            "ticket %s: identity confirmation withheld, auto-reply limit reached",
+            "ticket %s: confirmation withheld, auto-reply limit reached",
             ticket.reference,
         )
         return False
 
-    letters.confirm_identity(session, ticket, received, now)
+    confirm(session, ticket, received, now)
     return True
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.archive import ArchivedMail
 from mailbot.authenticity import SenderCheck, check_sender, record_forgery
-from mailbot.autoreply import acknowledge_within_limit, confirm_identity_within_limit
+from mailbot.autoreply import acknowledge_within_limit, confirm_within_limit
 from mailbot.bounces import handle_bounce
 from mailbot.clock import Clock
 from mailbot.commitlog import on_commit
@@ -299,6 +299,15 @@ class Filing:
         change_status(session, ticket, TicketStatus.IN_PROGRESS, at=now)
         record_event(session, ticket, "reopened", "complainant replied", at=now)
         self.desk_letters.reopened(session, ticket, received, now)
+        confirm_within_limit(
+            session,
+            self.letters.confirm_reopened,
+            self.signer,
+            ticket,
+            received,
+            limits=self.settings.intake,
+            now=now,
+        )
 
     def _take_identity(
         self, session: Session, ticket: Ticket, received: Received, now: datetime
@@ -314,9 +323,9 @@ class Filing:
             session, ticket, "identity", "identity (NIK or KTP) received", at=now
         )
         on_commit(session, log.info, "ticket %s: identity received", ticket.reference)
-        confirm_identity_within_limit(
+        confirm_within_limit(
             session,
-            self.letters,
+            self.letters.confirm_identity,
             self.signer,
             ticket,
             received,

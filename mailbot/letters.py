@@ -166,13 +166,37 @@ class Correspondence:
         self, session: Session, ticket: Ticket, received: Received, now: datetime
     ) -> OutboxItem:
         """Tell the complainant the identity the acknowledgement asked for arrived."""
+        subject = f"[{ticket.reference}] Identitas diterima: {ticket.subject}"
+        return self._answer_reply(
+            session, ticket, received, now, kind="identity_received", subject=subject
+        )
+
+    def confirm_reopened(
+        self, session: Session, ticket: Ticket, received: Received, now: datetime
+    ) -> OutboxItem:
+        """Tell the complainant their reply reopened the ticket, and its due time."""
+        subject = f"[{ticket.reference}] Pengaduan dibuka kembali: {ticket.subject}"
+        return self._answer_reply(
+            session, ticket, received, now, kind="reopened", subject=subject
+        )
+
+    def _answer_reply(
+        self,
+        session: Session,
+        ticket: Ticket,
+        received: Received,
+        now: datetime,
+        *,
+        kind: str,
+        subject: str,
+    ) -> OutboxItem:
         fields = self.ticket_fields(ticket)
         fields["inbox_address"] = ticket.inbox_address
         letter = Letter(
-            kind="identity_received",
+            kind=kind,
             to=(ticket.complainant_email,),
-            subject=f"[{ticket.reference}] Identitas diterima: {ticket.subject}",
-            body=self.renderer.render("citizen/identity_received", fields),
+            subject=subject,
+            body=self.renderer.render(f"citizen/{kind}", fields),
             reply_to=ticket.inbox_address,
             in_reply_to=received.message_id,
             references=(*received.mail.references, received.message_id),

@@ -653,12 +653,24 @@ def test_a_reopened_ticket_gets_a_new_due_time_and_starts_the_sla_again(
     desk.clock.moment += timedelta(days=3)
     reopened_at = desk.clock.now()
 
+    letters_before = len(desk.letters())
     _citizen_reply(desk, 1, "Terima kasih, tapi lampunya mati lagi.")
 
     ticket = desk.ticket()
     assert ticket.status == "in_progress"
     assert ticket.due_at == reopened_at + timedelta(hours=24)
     assert (ticket.escalation_step, ticket.reminded_at) == (0, reopened_at)
+    assert [kind for kind, _ in desk.letters()[letters_before:]] == [
+        "follow_up_notification",
+        "follow_up_notification",
+        "reopened",
+    ]
+    told = desk.last_text("reopened")
+    assert told.startswith(
+        "Yth. Bapak/Ibu Budi Santoso, Balasan Bapak/Ibu atas tanggapan kami telah "
+        "kami terima. Pengaduan berikut kami buka kembali"
+    )
+    assert "Batas tanggapan : Minggu, 6 Desember 2026 pukul 08.05 WIB" in told
 
 
 def test_the_reopen_window_is_counted_from_the_answer(desk: Desk) -> None:
