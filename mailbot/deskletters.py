@@ -184,16 +184,30 @@ class DeskLetters:
         self, session: Session, ticket: Ticket, lines: list[str], now: datetime
     ) -> list[OutboxItem]:
         """A short message from mailbot to the ticket's unit."""
+        letter = self._message(ticket, "unit_message", lines)
+        return self.letters.send_to_unit(session, ticket, letter, now)
+
+    def to_addresses(
+        self,
+        session: Session,
+        ticket: Ticket,
+        lines: list[str],
+        addresses: list[str],
+        now: datetime,
+    ) -> list[OutboxItem]:
+        """A short message from mailbot to some staff about a ticket."""
+        letter = self._message(ticket, "staff_message", lines)
+        return [
+            self.letters.send(session, ticket, replace(letter, to=(address,)), now)
+            for address in addresses
+        ]
+
+    def _message(self, ticket: Ticket, kind: str, lines: list[str]) -> Letter:
         fields = self.letters.ticket_fields(ticket)
         fields.update(lines=lines, summary=None, show_help=False, unsolicited=True)
-        letter = self.letters.staff_letter(
-            ticket,
-            "unit_message",
-            "Pesan sistem",
-            "staff/command_reply",
-            fields,
+        return self.letters.staff_letter(
+            ticket, kind, "Pesan sistem", "staff/command_reply", fields
         )
-        return self.letters.send_to_unit(session, ticket, letter, now)
 
     def _citizen_fields(self, ticket: Ticket) -> dict[str, Any]:
         fields = self.letters.ticket_fields(ticket)

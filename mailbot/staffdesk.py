@@ -23,7 +23,7 @@ from mailbot.config import Settings, StaffConfig, UnitConfig
 from mailbot.deskletters import DeskLetters, StaffAnswer
 from mailbot.errors import CommandError
 from mailbot.letters import Received
-from mailbot.models import Ticket, TicketStatus
+from mailbot.models import Event, Ticket, TicketStatus
 from mailbot.policy import POST_TITLES, Role
 from mailbot.replies import without_sign_off
 from mailbot.tickets import change_status, record_event
@@ -346,6 +346,7 @@ class _Turn:
             lines = [f"Draf tanggapan disetujui oleh {self.staff.name}. {sent}"]
             self.letters.to_unit(self.session, self.ticket, lines, self.now)
             self.answer_to_staff.lines.append(f"Draf disetujui. {sent}")
+            self._release_other_approvers(draft)
             return
 
         # The next post of the chain approves the same draft in turn.
@@ -355,6 +356,31 @@ class _Turn:
             f"Draf disetujui dan diteruskan kepada {POST_TITLES[following]} untuk "
             "persetujuan berikutnya; pengadu belum menerimanya."
         )
+
+    def _release_other_approvers(self, draft: Event) -> None:
+        # A higher post approved first: those still holding a request for this
+        # draft are told it needs nothing more from them.
+        asked = {
+            address.lower(): address
+            for message in self.ticket.messages
+            if message.kind == "approval_request" and message.at >= draft.at
+            for address in message.recipients
+        }
+        heard = {
+            event.actor.lower()
+            for event in self.ticket.events
+            if event.action == "draft_approved" and event.at >= draft.at
+        }
+        waiting = [a for key, a in asked.items() if key not in heard]
+        if not waiting:
+            return
+
+        lines = [
+            f"Draf tanggapan sudah disetujui oleh {self.staff.name} dan dikirim "
+            "kepada pengadu; permintaan persetujuan untuk draf ini tidak perlu "
+            "ditindaklanjuti lagi."
+        ]
+        self.letters.to_addresses(self.session, self.ticket, lines, waiting, self.now)
 
     def revise(self, text: str) -> None:
         draft = pending_draft(self.ticket)

@@ -62,6 +62,7 @@ def base_subject(subject: str, prefix: str) -> str:
 STAFF_LETTERS = frozenset(
     {"unit_notification", "follow_up_notification", "approval_request"}
     | {"command_reply", "unit_message", "sla_reminder", "sla_escalation"}
+    | {"staff_message"}
 )
 
 # How many cited Message-IDs, newest first, a reply is threaded by.

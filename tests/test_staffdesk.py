@@ -393,6 +393,26 @@ def test_a_kasubags_answer_climbs_only_the_posts_above_it(
     assert "Lampu diganti Selasa." in desk.last_text("final_response")
 
 
+def test_approvers_still_asked_are_told_when_a_higher_post_sent_the_draft(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk(UPPER_POSTS)
+    desk.reply(EKBANG, "#tanggapan Lampu diganti Senin.")
+
+    desk.reply(CAMAT, "#setuju")
+
+    assert desk.ticket().status == "answered"
+    assert ("staff_message", (KASUBAG,)) in desk.letters()
+    assert (
+        "Draf tanggapan sudah disetujui oleh Camat Porong dan dikirim kepada "
+        "pengadu; permintaan persetujuan untuk draf ini tidak perlu "
+        "ditindaklanjuti lagi." in desk.last_text("staff_message")
+    )
+    assert [to for kind, to in desk.letters() if kind == "staff_message"] == [
+        (KASUBAG,)
+    ]
+
+
 def test_approving_the_request_of_a_replaced_draft_is_refused(
     make_desk: Callable[[str], Desk],
 ) -> None:
@@ -444,6 +464,8 @@ def test_approval_by_several_posts_runs_up_the_chain_in_order(
         ("final_response", (BUDI,)),
         ("unit_message", ("ekbang.porong@example.go.id",)),
         ("unit_message", (EKBANG,)),
+        # The Kasubag's #setuju came after the Sekcam's had covered it.
+        ("staff_message", (KASUBAG,)),
         ("command_reply", (CAMAT,)),
     ]
     assert before_camat == "in_progress"
