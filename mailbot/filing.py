@@ -10,7 +10,7 @@ mail attached to its ticket, or a forgery recorded.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -299,15 +299,7 @@ class Filing:
         change_status(session, ticket, TicketStatus.IN_PROGRESS, at=now)
         record_event(session, ticket, "reopened", "complainant replied", at=now)
         self.desk_letters.reopened(session, ticket, received, now)
-        confirm_within_limit(
-            session,
-            self.letters.confirm_reopened,
-            self.signer,
-            ticket,
-            received,
-            limits=self.settings.intake,
-            now=now,
-        )
+        self._confirm(session, self.letters.confirm_reopened, ticket, received, now)
 
     def _take_identity(
         self, session: Session, ticket: Ticket, received: Received, now: datetime
@@ -323,14 +315,19 @@ class Filing:
             session, ticket, "identity", "identity (NIK or KTP) received", at=now
         )
         on_commit(session, log.info, "ticket %s: identity received", ticket.reference)
+        self._confirm(session, self.letters.confirm_identity, ticket, received, now)
+
+    def _confirm(
+        self,
+        session: Session,
+        confirm: Callable[[Session, Ticket, Received, datetime], object],
+        ticket: Ticket,
+        received: Received,
+        now: datetime,
+    ) -> None:
+        limits = self.settings.intake
         confirm_within_limit(
-            session,
-            self.letters.confirm_identity,
-            self.signer,
-            ticket,
-            received,
-            limits=self.settings.intake,
-            now=now,
+            session, confirm, self.signer, ticket, received, limits=limits, now=now
         )
 
     def _staff_mail(
