@@ -24,25 +24,12 @@ _THANKS_TEXT = (
     "jawabannya perhatiannya pak bu bapak ibu mas mbak ok oke okay baik siap sip "
     "mantap alhamdulillah salam hormat saya kami nggih njih sudah beres selesai "
     "wassalam sama sama-sama matur nuwun suwun sanget min admin wassalamualaikum "
-    "assalamualaikum wr wb"
+    "assalamualaikum wr wb makasi maturnuwun matursuwun sangat membantu cepat "
+    "responsif"
 )
 _THANKS_WORDS = frozenset(_THANKS_TEXT.split())
 _WORD = re.compile(r"[\w-]+")
 _THANKS_LIMIT = 25
-
-# A longer reply that thanks ("Terima kasih, sampahnya sudah diangkut. Sangat
-# membantu.") and carries none of the words of a complaint still open.
-_GRATITUDE = re.compile(
-    r"\b(?:terima ?kasih|trima ?kasih|makasih|trims|thanks?|thx|tq|matur nuwun"
-    r"|suwun|hatur nuhun|alhamdulillah)\b"
-)
-_TROUBLE_TEXT = (
-    "belum blm belom masih tidak tdk tak gak nggak ngga enggak ga gk tapi tetapi "
-    "namun padahal kenapa mengapa kapan bagaimana gimana mohon tolong minta "
-    "kecewa sayangnya rusak mati juga selain kok lain"
-)
-_TROUBLE_WORDS = frozenset(_TROUBLE_TEXT.split())
-_GRATITUDE_LIMIT = 40
 
 
 class Continuation(enum.StrEnum):
@@ -51,9 +38,6 @@ class Continuation(enum.StrEnum):
     NEW_TICKET = "new_ticket"
     # A closed ticket's complainant only thanks: kept, nothing reopened.
     THANKS = "thanks"
-    # Thanks in words of their own: kept closed, and the unit reads it, in
-    # case a new problem hides in it.
-    THANKS_NOTED = "thanks_noted"
 
 
 def continuation(
@@ -68,8 +52,6 @@ def continuation(
         return Continuation.NEW_TICKET
     if only_thanks(text, signed=ticket.complainant_name):
         return Continuation.THANKS
-    if thanks_in_own_words(text):
-        return Continuation.THANKS_NOTED
     return Continuation.REOPEN
 
 
@@ -78,8 +60,9 @@ def only_thanks(text: str, *, signed: str = "") -> bool:
 
     ``signed`` is the complainant's name, which may sign the thanks.
     """
+    # Only words of thanks, and no question: "Sudah selesai, Pak?" doubts.
     words = _WORD.findall(text.lower())
-    if not words or len(words) > _THANKS_LIMIT:
+    if not words or len(words) > _THANKS_LIMIT or "?" in text:
         return False
     allowed = _THANKS_WORDS | set(_WORD.findall(signed.lower()))
     return all(word in allowed for word in words)
@@ -91,15 +74,3 @@ def closed_at(ticket: Ticket) -> datetime:
         if event.action in CLOSING_ACTIONS:
             return event.at
     return ticket.answered_at or ticket.updated_at
-
-
-def thanks_in_own_words(text: str) -> bool:
-    """Whether a short reply thanks and says nothing of a problem still open:
-    no question, and none of the words of "not yet", "still", "but", "please"."""
-    lowered = text.lower()
-    words = _WORD.findall(lowered)
-    if not words or len(words) > _GRATITUDE_LIMIT or "?" in text:
-        return False
-    if not _GRATITUDE.search(lowered):
-        return False
-    return not _TROUBLE_WORDS.intersection(words)

@@ -264,15 +264,6 @@ class Filing:
             self._reopen(session, ticket, received, now)
         elif step == Continuation.THANKS:
             record_event(session, ticket, "thanked", "ticket stays closed", at=now)
-        elif step == Continuation.THANKS_NOTED:
-            record_event(session, ticket, "thanked", "ticket stays closed", at=now)
-            lines = [
-                "Pengadu membalas tanggapan akhir dengan ucapan terima kasih; "
-                "tiket tetap selesai.",
-                "Isi pesan:",
-                received.text,
-            ]
-            self.desk_letters.to_unit(session, ticket, lines, now)
         else:
             self.letters.notify_follow_up(session, ticket, received, now)
         inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
