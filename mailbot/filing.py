@@ -259,13 +259,16 @@ class Filing:
 
         keep(session, ticket, inbound, received, kind="follow_up")
         record_event(session, ticket, "follow_up", f"via {thread.link}", at=now)
-        self._take_identity(session, ticket, received, now)
         if step == Continuation.REOPEN:
             self._reopen(session, ticket, received, now)
         elif step == Continuation.THANKS:
             record_event(session, ticket, "thanked", "ticket stays closed", at=now)
         else:
             self.letters.notify_follow_up(session, ticket, received, now)
+        # Confirmed in a letter of its own only on an open ticket: a reopened
+        # one has its letter already, an answered one needs none.
+        confirm = step == Continuation.FOLLOW_UP
+        self._take_identity(session, ticket, received, now, confirm=confirm)
         inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
         on_commit(
             session,
@@ -293,7 +296,13 @@ class Filing:
         self._confirm(session, self.letters.confirm_reopened, ticket, received, now)
 
     def _take_identity(
-        self, session: Session, ticket: Ticket, received: Received, now: datetime
+        self,
+        session: Session,
+        ticket: Ticket,
+        received: Received,
+        now: datetime,
+        *,
+        confirm: bool,
     ) -> None:
         # The acknowledgement asks for the KTP; most citizens send it in reply.
         if ticket.identity_provided:
@@ -306,7 +315,8 @@ class Filing:
             session, ticket, "identity", "identity (NIK or KTP) received", at=now
         )
         on_commit(session, log.info, "ticket %s: identity received", ticket.reference)
-        self._confirm(session, self.letters.confirm_identity, ticket, received, now)
+        if confirm:
+            self._confirm(session, self.letters.confirm_identity, ticket, received, now)
 
     def _confirm(
         self,

@@ -36,7 +36,8 @@ _OUR_TITLES = re.compile(
     r"^\s*(?:pengaduan diterima|tanggapan atas pengaduan|pengaduan tidak dapat "
     r"diproses|balasan sistem|pengaduan baru|tambahan dari pelapor|dibuka kembali "
     r"oleh pelapor|disposisi pengaduan|mohon persetujuan tanggapan|pesan sistem|"
-    r"pengingat batas tanggapan)\s*:\s*",
+    r"pengingat batas tanggapan|pengingat persetujuan draf|pengaduan dibuka kembali|"
+    r"identitas diterima)\s*:\s*",
     re.IGNORECASE,
 )
 

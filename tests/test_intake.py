@@ -27,6 +27,7 @@ from mailbot.models import (
     Message,
     OutboxItem,
     Ticket,
+    TicketStatus,
 )
 from mailbot.threads import base_subject
 
@@ -162,6 +163,35 @@ def test_a_nik_sent_in_a_follow_up_completes_the_identity(app: App) -> None:
         f"untuk pengaduan berikut telah kami terima, sehingga pengaduan ini telah "
         f"lengkap sesuai standar pelayanan. Nomor pengaduan : {reference}"
     )
+
+
+def test_a_nik_in_a_reply_that_reopens_gets_one_letter_not_two(app: App) -> None:
+    first = _mail("Budi <budi@example.com>", "Jalan berlubang", "Jalan rusak.", "a@x")
+    _, reference = _receive(app, first)
+    with app.sessions.begin() as session:
+        ticket = session.scalars(select(Ticket)).one()
+        ticket.status = TicketStatus.ANSWERED
+        session.add(
+            Event(ticket=ticket, at=NOW, actor="x", action="answered", detail="x")
+        )
+    reply = _mail(
+        "budi@example.com",
+        f"Re: [{reference}] Tanggapan",
+        "Jalan masih rusak. NIK 3515012345670001",
+        "r@x",
+    )
+
+    _receive(app, reply)
+
+    with app.sessions() as session:
+        kinds = session.scalars(
+            select(OutboxItem.kind)
+            .where(OutboxItem.kind.in_(["identity_received", "reopened"]))
+            .order_by(OutboxItem.id)
+        ).all()
+        ticket = session.scalars(select(Ticket)).one()
+        assert (ticket.status, ticket.identity_provided) == ("in_progress", True)
+    assert kinds == ["reopened"]
 
 
 def _identities(app: App) -> dict[str, bool]:
@@ -581,6 +611,11 @@ def test_info_logs_carry_no_citizen_address_subject_or_body(
             "banjir",
         ),
         ("Pengaduan baru di RT 3", "Pengaduan baru di RT 3"),
+        (
+            "Re: [PRG-2026-000001-5] Pengaduan dibuka kembali: Lampu PJU mati",
+            "Lampu PJU mati",
+        ),
+        ("Re: [PRG-2026-000001-5] Identitas diterima: Lampu mati", "Lampu mati"),
     ],
 )
 def test_base_subject_drops_prefixes_and_our_references(
