@@ -300,6 +300,15 @@ class Settings(_Section):
             seen.setdefault(address.lower(), address)
         return tuple(seen.values())
 
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        """The office's own addresses, lower case: mail from them is ours."""
+        addresses = {self.office.email.lower()}
+        addresses.update(a.inbox_address.lower() for a in self.accounts)
+        if self.smtp is not None:
+            addresses.add(self.smtp.from_address.lower())
+        return frozenset(addresses)
+
     def staff_member(self, address: str) -> StaffConfig | None:
         """The staff entry for this address; a unit's own mailbox acts as its unit."""
         wanted = address.strip().lower()

@@ -45,6 +45,9 @@ from mailbot.tickets import NewTicket, change_status, open_ticket, record_event
 
 log = logging.getLogger(__name__)
 
+# How many lines of a forwarded message hold its From, Date, Subject and To.
+_FORWARD_HEAD_LINES = 8
+
 
 class Filing:
     """Writes what a new message makes: tickets, follow-ups, staff replies."""
@@ -251,7 +254,8 @@ class Filing:
     ) -> Disposition:
         ticket = thread.ticket
         now = self.clock.now()
-        received = replace(received, text=_follow_up_text(received.text, ticket))
+        text = _follow_up_text(received.mail, self.settings.own_addresses)
+        received = replace(received, text=text)
         reopen_days = self.settings.workflow.reopen_days
         step = continuation(ticket, now, reopen_days, received.text)
         if step == Continuation.NEW_TICKET:
@@ -462,14 +466,20 @@ class Filing:
         return _outcome(Outcome.AUTOMATIC, inbound, ticket.reference, reason)
 
 
-def _follow_up_text(text: str, ticket: Ticket) -> str:
+def _follow_up_text(mail: ParsedMail, ours: frozenset[str]) -> str:
     # Our letters quoted back are cut; a message the citizen forwards (a
     # neighbour's report, an answer from another office) is what they send.
-    own = new_text(text)
-    passed_on = forwarded(text)
-    if not passed_on or ticket.reference in passed_on:
+    own = new_text(mail.text)
+    passed_on = forwarded(mail.text, mail.subject)
+    if not passed_on or _written_by_us(passed_on, ours):
         return own
     return f"{own}\n\n{passed_on}".strip()
+
+
+def _written_by_us(passed_on: str, ours: frozenset[str]) -> bool:
+    # The header lines of the message passed on name its sender.
+    head = "\n".join(passed_on.splitlines()[:_FORWARD_HEAD_LINES]).lower()
+    return any(address in head for address in ours)
 
 
 def _identity_in(received: Received) -> bool:

@@ -83,7 +83,7 @@ class Intake:
         self.filing = filing
         self.clock = filing.clock
         self.signer = filing.signer
-        self.own_addresses = _own_addresses(settings)
+        self.own_addresses = settings.own_addresses
         self.unsynced = 0
         # SQLite lets one writer in at a time anyway, so a batch per transaction
         # costs no concurrency there. On PostgreSQL several workers share the
@@ -295,11 +295,3 @@ def _check_answerable(mail: ParsedMail) -> None:
     # address with non-ASCII characters cannot be answered, so staff decide.
     if not complainant_address(mail).isascii():
         raise MessageError("sender address has non-ASCII characters; cannot answer it")
-
-
-def _own_addresses(settings: Settings) -> frozenset[str]:
-    addresses = {settings.office.email.lower()}
-    addresses.update(a.inbox_address.lower() for a in settings.accounts)
-    if settings.smtp is not None:
-        addresses.add(settings.smtp.from_address.lower())
-    return frozenset(addresses)

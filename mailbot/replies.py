@@ -22,8 +22,9 @@ _ATTRIBUTION = re.compile(
 # The separator lines of Outlook, Yahoo and webmails, Indonesian and English.
 _SEPARATOR = re.compile(
     r"^[ \t]*(?:-{3,}|_{3,})?[ \t]*"
-    r"(?:Original Message|Pesan Asli|Pesan Awal|Forwarded message|Pesan terusan)"
-    r"[ \t]*(?:-{3,}|_{3,})?[ \t]*$|^[ \t]*_{20,}[ \t]*$",
+    r"(?:Original Message|Pesan Asli|Pesan Awal|Forwarded message|Pesan terusan"
+    r"|Begin forwarded message|Awal pesan yang diteruskan)"
+    r"[ \t]*:?[ \t]*(?:-{3,}|_{3,})?[ \t]*$|^[ \t]*_{20,}[ \t]*$",
     re.MULTILINE | re.IGNORECASE,
 )
 # Outlook's header block: "Dari:/From:" followed within three lines by a date.
@@ -44,6 +45,9 @@ _FORWARD = re.compile(
     r"|Begin forwarded message|Awal pesan yang diteruskan)[ \t]*:?[ \t]*"
     r"(?:-{3,}|_{3,})?[ \t]*$",
     re.MULTILINE | re.IGNORECASE,
+)
+_FORWARD_SUBJECT = re.compile(
+    r"^\s*(?:(?:re|aw|bls|balas)\s*:\s*)*(?:fw|fwd|tr|wg|terusan)\s*:", re.IGNORECASE
 )
 _QUOTED = re.compile(r"^[ \t]*>.*(?:\n|$)", re.MULTILINE)
 _BLANK_RUNS = re.compile(r"\n{3,}")
@@ -66,10 +70,17 @@ def without_history(text: str) -> str:
     return _BLANK_RUNS.sub("\n\n", _own_lines(text)).strip()
 
 
-def forwarded(text: str) -> str:
-    """The message a reply passes on, from its "Forwarded message" line; or ""."""
+def forwarded(text: str, subject: str = "") -> str:
+    """The message a reply passes on, from its "Forwarded message" line; or "".
+
+    Outlook forwards with the same header block as its replies; there the
+    subject ("FW:", "Fwd:", "TR:") says that what follows is passed on.
+    """
     plain = text.replace("\r\n", "\n").replace("\r", "\n")
     match = _FORWARD.search(plain)
+    if match is None and _FORWARD_SUBJECT.match(subject):
+        found = [m for p in (_SEPARATOR, _HEADER_BLOCK) if (m := p.search(plain))]
+        match = min(found, key=lambda m: m.start()) if found else None
     return plain[match.start() :].strip() if match else ""
 
 

@@ -261,21 +261,49 @@ def test_a_forward_in_a_follow_up_is_kept_and_our_own_letter_is_not(
         "Dari: Siti <siti@example.com>\nSubject: jalan\n\n"
         "Lubangnya sudah makan korban motor.\n"
     )
+    other_office = (
+        "Ini jawaban dinas.\n\n---------- Forwarded message ---------\n"
+        "From: DPUBMSDA <dpu@sidoarjokab.go.id>\n\n"
+        f"Menindaklanjuti pengaduan {reference}, perbaikan dijadwalkan Senin.\n"
+    )
     ours = (
         "Ini surat dari kantor.\n\n---------- Pesan terusan ---------\n"
+        "Dari: Layanan Pengaduan <porong@sidoarjokab.go.id>\n"
         f"Subject: [{reference}] Pengaduan diterima\n\nNomor pengaduan : {reference}\n"
     )
+    outlook = (
+        "Pak, ini laporan tetangga saya.\n\n"
+        "From: Siti <siti@example.com>\nSent: Thursday, December 3, 2026 8:00 AM\n"
+        "Subject: lampu\n\nLampu gang 3 mati.\n"
+    )
+    apple = (
+        "Dari tetangga.\n\nBegin forwarded message:\n\n"
+        "From: Siti <siti@example.com>\nSubject: got\n\nGot mampet.\n"
+    )
+    mails = [
+        (f"Re: [{reference}] x", neighbour),
+        (f"Re: [{reference}] x", other_office),
+        (f"Re: [{reference}] x", ours),
+        (f"FW: [{reference}] lampu", outlook),
+        (f"Fwd: [{reference}] got", apple),
+    ]
 
-    for n, body in enumerate((neighbour, ours)):
-        _receive(
-            app, _mail("budi@example.com", f"Re: [{reference}] x", body, f"f{n}@x")
-        )
+    for n, (subject, body) in enumerate(mails):
+        _receive(app, _mail("budi@example.com", subject, body, f"f{n}@x"))
 
     assert _follow_up_texts(app) == [
         "Berikut pesan tetangga saya.\n\n---------- Forwarded message ---------\n"
         "Dari: Siti <siti@example.com>\nSubject: jalan\n\n"
         "Lubangnya sudah makan korban motor.",
+        "Ini jawaban dinas.\n\n---------- Forwarded message ---------\n"
+        "From: DPUBMSDA <dpu@sidoarjokab.go.id>\n\n"
+        f"Menindaklanjuti pengaduan {reference}, perbaikan dijadwalkan Senin.",
         "Ini surat dari kantor.",
+        "Pak, ini laporan tetangga saya.\n\n"
+        "From: Siti <siti@example.com>\nSent: Thursday, December 3, 2026 8:00 AM\n"
+        "Subject: lampu\n\nLampu gang 3 mati.",
+        "Dari tetangga.\n\nBegin forwarded message:\n\n"
+        "From: Siti <siti@example.com>\nSubject: got\n\nGot mampet.",
     ]
 
 
