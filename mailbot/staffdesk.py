@@ -117,9 +117,9 @@ class StaffDesk:
             return f"#{name}: tidak ada draf tanggapan yang menunggu."
         if name == "setuju" and not self.approval.may_approve(ticket, staff):
             return "#setuju: draf sudah disetujui pada jabatan Bapak/Ibu."
-        if name == "setuju" and _answers_an_older_draft(turn):
+        if name in ("setuju", "revisi") and _answers_an_older_draft(turn):
             return (
-                "#setuju: email yang Bapak/Ibu balas memuat draf lama yang sudah "
+                f"#{name}: email yang Bapak/Ibu balas memuat draf lama yang sudah "
                 "diganti. Mohon baca draf terbaru pada permintaan persetujuan "
                 "berikutnya dan balas email itu."
             )
@@ -219,7 +219,18 @@ class _Turn:
         if self.desk.needs_approval(self.staff):
             self._draft(text)
             return
+
+        replaced = pending_draft(self.ticket)
         self._send_response(text)
+        if replaced is not None:
+            # A post that may answer directly did, over a draft still waiting:
+            # its author and its approvers stop working on it.
+            lines = [
+                f"Tanggapan akhir dikirim langsung oleh {self.staff.name}; draf "
+                "yang menunggu persetujuan tidak dipakai."
+            ]
+            self.letters.to_unit(self.session, self.ticket, lines, self.now)
+            self._release_other_approvers(replaced, lines)
 
     def _send_response(self, text: str) -> None:
         self.letters.final_response(self.session, self.ticket, text, self.now)
@@ -346,7 +357,12 @@ class _Turn:
             lines = [f"Draf tanggapan disetujui oleh {self.staff.name}. {sent}"]
             self.letters.to_unit(self.session, self.ticket, lines, self.now)
             self.answer_to_staff.lines.append(f"Draf disetujui. {sent}")
-            self._release_other_approvers(draft)
+            released = [
+                f"Draf tanggapan sudah disetujui oleh {self.staff.name} dan dikirim "
+                "kepada pengadu; permintaan persetujuan untuk draf ini tidak perlu "
+                "ditindaklanjuti lagi."
+            ]
+            self._release_other_approvers(draft, released)
             return
 
         # The next post of the chain approves the same draft in turn.
@@ -357,9 +373,9 @@ class _Turn:
             "persetujuan berikutnya; pengadu belum menerimanya."
         )
 
-    def _release_other_approvers(self, draft: Event) -> None:
-        # A higher post approved first: those still holding a request for this
-        # draft are told it needs nothing more from them.
+    def _release_other_approvers(self, draft: Event, lines: list[str]) -> None:
+        # Those still holding a request for this draft are told it needs
+        # nothing more from them.
         asked = {
             address.lower(): address
             for message in self.ticket.messages
@@ -371,15 +387,11 @@ class _Turn:
             for event in self.ticket.events
             if event.action == "draft_approved" and event.at >= draft.at
         }
+        heard.add(self.staff.email.lower())
         waiting = [a for key, a in asked.items() if key not in heard]
         if not waiting:
             return
 
-        lines = [
-            f"Draf tanggapan sudah disetujui oleh {self.staff.name} dan dikirim "
-            "kepada pengadu; permintaan persetujuan untuk draf ini tidak perlu "
-            "ditindaklanjuti lagi."
-        ]
         self.letters.to_addresses(self.session, self.ticket, lines, waiting, self.now)
 
     def revise(self, text: str) -> None:

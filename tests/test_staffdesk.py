@@ -413,6 +413,47 @@ def test_approvers_still_asked_are_told_when_a_higher_post_sent_the_draft(
     ]
 
 
+def test_a_direct_answer_over_a_waiting_draft_tells_its_author_and_approver(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk(UPPER_POSTS)
+    desk.reply(EKBANG, "#tanggapan Lampu diganti Senin.")
+
+    desk.reply(CAMAT, "#tanggapan Lampu sudah diganti hari ini.")
+
+    assert desk.ticket().status == "answered"
+    assert "Lampu sudah diganti hari ini." in desk.last_text("final_response")
+    told = (
+        "Tanggapan akhir dikirim langsung oleh Camat Porong; draf yang menunggu "
+        "persetujuan tidak dipakai."
+    )
+    assert told in desk.last_text("unit_message")
+    assert told in desk.last_text("staff_message")
+    assert [to for kind, to in desk.letters() if kind == "staff_message"] == [
+        (KASUBAG,)
+    ]
+
+
+def test_sending_back_from_the_request_of_a_replaced_draft_is_refused(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk('[workflow]\napproval = ["sekcam"]\n')
+    desk.reply(EKBANG, "#tanggapan Draf pertama.")
+    desk.reply(SEKCAM, "#revisi Sebutkan tanggalnya.")
+    desk.reply(EKBANG, "#tanggapan Draf kedua, Senin 7 Desember.")
+    first, _ = desk.message_ids("approval_request")
+
+    desk.reply(SEKCAM, "#revisi Kurang jelas.", in_reply_to=first)
+
+    assert (
+        "#revisi: email yang Bapak/Ibu balas memuat draf lama yang sudah diganti."
+        in desk.last_text()
+    )
+    assert [a for a in desk.actions() if a[1] == "draft_revised"] == [
+        (SEKCAM, "draft_revised")
+    ]
+
+
 def test_approving_the_request_of_a_replaced_draft_is_refused(
     make_desk: Callable[[str], Desk],
 ) -> None:
