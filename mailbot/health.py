@@ -112,7 +112,10 @@ class HealthWatch:
         problem = assess(state, now, self.stale, grace=self.grace)
         incident = open_incident(session, account.name)
         if problem and incident is None:
-            incident = MailboxIncident(account=account.name, opened_at=now)
+            # The outage began after the last poll that worked, not when the
+            # grace ran out: the office reports how long intake really stopped.
+            began = state.last_success_at if state and state.last_success_at else now
+            incident = MailboxIncident(account=account.name, opened_at=began)
             incident.reason = problem[:2000]
             session.add(incident)
             self._tell(

@@ -90,7 +90,15 @@ def test_an_outage_is_told_once_and_the_recovery_once(
     assert incident.reason.startswith(
         "login atau pengambilan email gagal: account porong: connect failed"
     )
-    assert incident.opened_at == datetime(2026, 12, 3, 1, 8, tzinfo=UTC)
+    # Opened from the last poll that worked, though told only after the grace.
+    assert incident.opened_at == datetime(2026, 12, 3, 1, 2, tzinfo=UTC)
+    recovery = email.message_from_bytes(smtp_sink.messages[-1].raw, policy=default)
+    body = recovery.get_body(("plain",))
+    assert body is not None
+    assert (
+        "Gangguan berlangsung 10 menit sejak Kamis, 3 Desember 2026 pukul 08.02 WIB"
+        in " ".join(body.get_content().split())
+    )
     assert incident.closed_at == datetime(2026, 12, 3, 1, 12, tzinfo=UTC)
 
 
