@@ -3,6 +3,7 @@ mistake, imports that read every file and say what they could not."""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,22 @@ def test_a_folder_import_reads_files_whatever_their_names(tmp_path: Path) -> Non
         "0 duplicate, 0 quarantined, 0 forged"
     )
     assert len(tickets_json(config)) == 2
+
+
+def test_what_mailbot_writes_is_for_its_own_user_only(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "mailbot.toml", data_dir=tmp_path / "storage")
+
+    mailbot(config, "import", str(DATA / "intake-complaint-street-light.eml"))
+
+    storage = tmp_path / "storage"
+    written = sorted(p for p in storage.rglob("*"))
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in written if p.is_file()}
+    folder_modes = {stat.S_IMODE(p.stat().st_mode) for p in written if p.is_dir()}
+    assert [p.relative_to(storage).parts[0] for p in written if p.suffix == ".eml"][
+        :1
+    ] == ["raw"]
+    assert modes == {0o600}
+    assert folder_modes == {0o700}
 
 
 def test_import_counts_one_message_in_the_singular(tmp_path: Path) -> None:

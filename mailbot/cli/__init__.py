@@ -7,6 +7,7 @@ live in the modules of this package by what they are for.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -21,6 +22,9 @@ __all__ = ["cli", "mailflow", "main", "office", "records"]
 
 def main() -> None:
     """Entry point: run the CLI, turning mailbot errors into one-line messages."""
+    # Everything mailbot writes (raw mail, database, attachments, outbox) holds
+    # citizens' personal data: for its own user only, whoever runs it by hand.
+    os.umask(0o077)
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:
