@@ -237,8 +237,9 @@ def _record_failure(
 def _wait_out_outage(
     item: OutboxItem, settings: SmtpConfig, now: datetime
 ) -> OutboxStatus:
-    # The server never answered: that is no attempt of the letter's, and its
-    # wait stays at the first step, so it leaves soon after the server is back.
+    # The server never answered: that is no attempt of the letter's. Its due
+    # time stays, so the oldest letter is the one each run tries (one
+    # connection a run) and the queue leaves in order once the server is back.
     item.attempts -= 1
     lifetime = timedelta(hours=settings.outage_lifetime_hours)
     if now - item.created_at >= lifetime:
@@ -251,7 +252,6 @@ def _wait_out_outage(
         )
         return OutboxStatus.FAILED
 
-    item.next_attempt_at = now + timedelta(seconds=settings.retry_base_seconds)
     return OutboxStatus.QUEUED
 
 
