@@ -24,6 +24,9 @@ from mailbot.errors import AlreadyRunningError
 
 log = logging.getLogger(__name__)
 
+# The job new mail wakes; a poll that brings mail sends at once by itself.
+WAKE_JOB = "poll"
+
 
 class StopFlag:
     """Set by a signal; the loop checks it between jobs."""
@@ -72,14 +75,18 @@ def run_forever(
 ) -> None:
     """Run each (name, every_seconds, job) until stopped; each job once at start.
 
-    Setting ``wake`` (new mail seen by a watcher) runs every job at once.
+    Setting ``wake`` (new mail seen by a watcher) runs the ``poll`` job at once;
+    the others keep their own rhythm.
     """
     signal.signal(signal.SIGTERM, stop.set)
     signal.signal(signal.SIGINT, stop.set)
     scheduler = schedule.Scheduler()
+    on_wake: list[Callable[[], None]] = []
     for name, seconds, job in jobs:
         wrapped = guarded(name, job)
         scheduler.every(max(1, round(seconds))).seconds.do(wrapped)
+        if name == WAKE_JOB:
+            on_wake.append(wrapped)
         if not stop.stopped:
             wrapped()
 
@@ -90,5 +97,6 @@ def run_forever(
             time.sleep(tick)
         elif wake.wait(tick) and not stop.stopped:
             wake.clear()
-            scheduler.run_all()
+            for job in on_wake:
+                job()
     log.info("stopped")

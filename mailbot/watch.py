@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -32,12 +33,16 @@ class Watcher:
         wake: threading.Event,
         *,
         idle_seconds: float = IDLE_LIMIT_SECONDS,
+        first_retry_seconds: float = 5.0,
         retry_seconds: float = 60.0,
     ) -> None:
         self.open_mailbox = open_mailbox
         self.wake = wake
         # Re-issued before servers drop an idle client (Gmail after ~29 min).
         self.idle_seconds = min(idle_seconds, IDLE_LIMIT_SECONDS)
+        # A server back after a restart is watched again within seconds; one
+        # that stays down is tried ever less often, up to retry_seconds.
+        self.first_retry_seconds = min(first_retry_seconds, retry_seconds)
         self.retry_seconds = retry_seconds
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -65,20 +70,25 @@ class Watcher:
             box.interrupt()
 
     def _watch(self, account: AccountConfig) -> None:
+        delay = self.first_retry_seconds
         while not self.stopping.is_set():
+            started = time.monotonic()
             try:
                 if not self._idle_session(account):
                     return
             except MailboxError as exc:
                 if self.stopping.is_set():
                     return
+                if time.monotonic() - started > self.retry_seconds:
+                    delay = self.first_retry_seconds  # it had been watching
                 log.warning(
-                    "account %s: watch connection failed, retrying in %.0f s: %s",
+                    "account %s: watch connection failed, retrying in %g s: %s",
                     account.name,
-                    self.retry_seconds,
+                    delay,
                     exc,
                 )
-            self.stopping.wait(self.retry_seconds)
+            self.stopping.wait(delay)
+            delay = min(delay * 2, self.retry_seconds)
 
     def _idle_session(self, account: AccountConfig) -> bool:
         """Wait in IDLE until stopped; False when the server has no IDLE."""
@@ -87,6 +97,8 @@ class Watcher:
                 log.info("account %s: no IDLE, polled on schedule", account.name)
                 return False
             box.select()
+            # Mail may have come while the watch was down: poll now.
+            self.wake.set()
             log.info("account %s: watching with IDLE", account.name)
             while not self.stopping.is_set():
                 if box.idle_wait(self.idle_seconds):

@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from smtpsink import SmtpSink
 from mailbot.app import App
 from mailbot.config import SmtpConfig
 from mailbot.errors import OperationalError
-from mailbot.scheduler import guarded
+from mailbot.scheduler import StopFlag, guarded, run_forever
 from mailbot.service import Service
 
 DATA = Path(__file__).parent / "data"
@@ -131,6 +133,35 @@ def test_a_failing_job_is_logged_and_the_loop_goes_on(
     assert [r.getMessage() for r in caplog.records] == [
         "job sla failed; it runs again on its next turn"
     ] * 2
+
+
+def test_new_mail_wakes_the_poll_and_leaves_the_other_jobs_to_their_turn() -> None:
+    runs: list[str] = []
+    wake, stop = threading.Event(), StopFlag()
+
+    def poll() -> None:
+        runs.append("poll")
+        if runs.count("poll") == 3:
+            stop.stopped = True
+
+    def sla() -> None:
+        runs.append("sla")
+
+    def new_mail() -> None:
+        for _ in range(2):
+            time.sleep(0.3)
+            wake.set()
+
+    handlers = {n: signal.getsignal(n) for n in (signal.SIGTERM, signal.SIGINT)}
+    threading.Thread(target=new_mail, daemon=True).start()
+    try:
+        run_forever([("poll", 3600, poll), ("sla", 3600, sla)], stop, wake=wake)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+    # Each once at start, then the poll alone for each wake.
+    assert runs == ["poll", "sla", "poll", "poll"]
 
 
 def test_sweep_from_the_command_line_takes_each_step_once(tmp_path: Path) -> None:

@@ -89,6 +89,9 @@ def test_watcher_wakes_on_new_mail(
     account = dovecot.account(user, password_env=user.password_env)
     watcher.start([account])
     wait_until(lambda: "porong: watching with IDLE" in caplog.text, 10.0, "the watch")
+    # Starting to watch wakes the poll once, for mail that came while down.
+    woke_at_start = wake.is_set()
+    wake.clear()
 
     dovecot.append(user, COMPLAINT)
     woke = wake.wait(20.0)
@@ -96,7 +99,36 @@ def test_watcher_wakes_on_new_mail(
     for thread in watcher.threads:
         thread.join(timeout=10.0)
 
-    assert woke is True
+    assert (woke_at_start, woke) == (True, True)
     assert [(t.name, t.is_alive()) for t in watcher.threads] == [
         ("watch-porong", False)
     ]
+
+
+def test_the_watch_is_back_within_seconds_of_the_server(
+    dovecot: DovecotServer,
+    imap_users: Callable[[], ImapUser],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="mailbot.watch")
+    user = imap_users()
+    wake = threading.Event()
+    watcher = Watcher(Mailbox, wake, idle_seconds=20.0, first_retry_seconds=0.5)
+    account = dovecot.account(user, password_env=user.password_env)
+    watcher.start([account])
+    wait_until(lambda: "porong: watching with IDLE" in caplog.text, 10.0, "the watch")
+
+    with dovecot.stopped():
+        wait_until(lambda: "watch connection failed" in caplog.text, 20.0, "a failure")
+        wake.clear()
+    woke = wake.wait(10.0)
+    watcher.stop()
+    for thread in watcher.threads:
+        thread.join(timeout=10.0)
+
+    watching = [m for m in caplog.messages if m == "account porong: watching with IDLE"]
+    retries = [m.split(": ")[1] for m in caplog.messages if "retrying in" in m]
+    assert woke is True
+    assert len(watching) == 2
+    # The first retry comes after 0.5 s (then 1, 2, 4 ... up to 60 s).
+    assert retries[0] == "watch connection failed, retrying in 0.5 s"
