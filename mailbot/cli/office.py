@@ -46,7 +46,11 @@ def check(context: Context, connect: bool) -> None:
     click.echo(f"database: {make_url(settings.storage.url)!r}")
     click.echo(f"accounts: {', '.join(a.name for a in settings.accounts) or 'none'}")
     smtp = settings.smtp
-    outbox = f"{smtp.host}:{smtp.port} ({smtp.security})" if smtp else "file outbox"
+    outbox = (
+        f"{smtp.host}:{smtp.port} (security: {smtp.security})"
+        if smtp
+        else f"file outbox in {settings.storage.data_dir / 'outbox'}"
+    )
     click.echo(f"outgoing mail: {outbox}")
     click.echo(f"units: {', '.join(u.code for u in settings.units)}")
     for role, purpose in _CHAIN:
