@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -33,7 +33,7 @@ from mailbot.policy import POST_TITLES, VERIFICATION_CHAIN, Role
 from mailbot.references import parse_reference
 from mailbot.rendering import Renderer
 from mailbot.signing import Signer
-from mailbot.sla import reminder_time
+from mailbot.sla import due_time, time_left
 from mailbot.tickets import record_event
 
 log = logging.getLogger(__name__)
@@ -104,17 +104,20 @@ class SlaWatch:
             return list(session.scalars(query))
 
     def _advance(self, session: Session, ticket: Ticket, now: datetime) -> str | None:
+        # Delays and the reminder run on the promise's own clock: in
+        # working-hours mode each post gets office time to act.
+        sla, zone = self.settings.sla, self.settings.office.timezone
         step = ticket.escalation_step
         escalate_at = None
         if step < len(self.delays):
-            escalate_at = ticket.due_at + timedelta(hours=self.delays[step])
+            escalate_at = due_time(ticket.due_at, self.delays[step], sla, zone)
         if escalate_at is not None and now >= escalate_at:
             self._escalate(session, ticket, step + 1, now)
             return "escalation"
 
         # Past the due time a reminder is too late: escalation has taken over.
-        share = self.settings.sla.reminder_share
-        remind_at = reminder_time(ticket.received_at, ticket.due_at, share)
+        hours = self.settings.office.response_hours * sla.reminder_share
+        remind_at = due_time(ticket.received_at, hours, sla, zone)
         unreminded = ticket.reminded_at is None and step == 0
         if unreminded and remind_at <= now < ticket.due_at:
             self._remind(session, ticket, now)
@@ -240,4 +243,8 @@ class SlaWatch:
             "due_at": ticket.due_at,
             "now": now,
             "overdue": now >= ticket.due_at,
+            "time_left": time_left(
+                now, ticket.due_at, self.settings.sla, office.timezone
+            ),
+            "working_hours": self.settings.sla.mode == "working_hours",
         }

@@ -34,9 +34,25 @@ def due_time(
     return _add_working_time(received_at, span, sla, ZoneInfo(timezone))
 
 
-def reminder_time(received_at: datetime, due_at: datetime, share: float) -> datetime:
-    """The moment ``share`` of the time between receipt and due has passed."""
-    return received_at + (due_at - received_at) * share
+def time_left(
+    now: datetime, due_at: datetime, sla: SlaConfig, timezone: str
+) -> timedelta:
+    """The promise's time from ``now`` to the due time: the office hours left
+    in working-hours mode, so a reminder says what staff really have."""
+    if due_at <= now:
+        return timedelta(0)
+    if sla.mode == "calendar":
+        return due_at - now
+
+    left = timedelta(0)
+    zone = ZoneInfo(timezone)
+    for opens, closes in _open_windows(now.astimezone(zone).date(), sla, zone):
+        if opens >= due_at:
+            break
+        begin, end = max(opens, now), min(closes, due_at)
+        if end > begin:
+            left += end - begin
+    return left
 
 
 def _add_working_time(

@@ -302,3 +302,38 @@ def test_a_reminder_names_the_first_post_an_overdue_ticket_goes_to(
         "Bila belum ditanggapi sampai batas tersebut, pengaduan ini dieskalasi "
         "kepada Sekretaris Camat." in _plain(raws[0])
     )
+
+
+def test_in_working_hours_mode_the_reminder_and_each_step_get_office_time(
+    tmp_path: Path,
+) -> None:
+    # Received Friday 14 August after closing; the weekend and Monday 17
+    # August (a holiday) are closed, so 24 office hours end Thursday 14:30.
+    wib = ZoneInfo("Asia/Jakarta")
+    received = datetime(2026, 8, 14, 15, 0, tzinfo=wib)
+    settings = make_settings(tmp_path, '[sla]\nmode = "working_hours"\n')
+    app = App.build(settings, FixedClock(received))
+    with app.sessions.begin() as session:
+        ticket_id = add_ticket(session, settings, received).id
+    watch = sla_watch(app)
+
+    start = datetime(2026, 8, 20, 8, 0, tzinfo=wib)
+    for half_hours in range(2 * 31):
+        watch.sweep(start + timedelta(minutes=30 * half_hours))
+
+    with app.sessions() as session:
+        rows = session.execute(
+            select(Event.action, Event.at)
+            .where(Event.ticket_id == ticket_id)
+            .where(Event.action.in_(["reminder", "escalation"]))
+            .order_by(Event.id)
+        ).all()
+    # 18 office hours after receipt; then due + 0, + 4 and + 8 office hours.
+    assert [
+        (action, at.astimezone(wib).strftime("%a %H:%M")) for action, at in rows
+    ] == [
+        ("reminder", "Thu 08:30"),
+        ("escalation", "Thu 14:30"),
+        ("escalation", "Fri 10:00"),
+        ("escalation", "Fri 14:00"),
+    ]

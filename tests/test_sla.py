@@ -9,7 +9,7 @@ import holidays
 import pytest
 
 from mailbot.policy import OfficeHoursConfig, SlaConfig
-from mailbot.sla import due_time, reminder_time
+from mailbot.sla import due_time, time_left
 
 WIB = ZoneInfo("Asia/Jakarta")
 WORKING = SlaConfig(mode="working_hours")
@@ -91,9 +91,14 @@ def test_naive_times_are_refused() -> None:
         due_time(datetime(2026, 12, 1, 8, 0), 24, SlaConfig(), "Asia/Jakarta")
 
 
-def test_reminder_time_is_the_share_of_the_span() -> None:
-    received = wib(2026, 12, 1, 8, 0)
+def test_time_left_counts_office_hours_in_working_hours_mode() -> None:
+    # Sunday night before a Tuesday 09:30 due time: Monday 17 August is a
+    # holiday, so only Tuesday 07:30-09:30 is left.
+    now = wib(2026, 8, 16, 22, 0)
+    due = wib(2026, 8, 18, 9, 30)
 
-    at = reminder_time(received, received + timedelta(hours=24), 0.75)
-
-    assert at == wib(2026, 12, 2, 2, 0)
+    assert time_left(now, due, WORKING, "Asia/Jakarta") == timedelta(hours=2)
+    assert time_left(now, due, SlaConfig(), "Asia/Jakarta") == timedelta(
+        days=1, hours=11, minutes=30
+    )
+    assert time_left(due, now, WORKING, "Asia/Jakarta") == timedelta(0)
