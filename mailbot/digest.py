@@ -185,7 +185,8 @@ def _day_figures(session: Session, start: datetime, end: datetime) -> DayFigures
         Ticket.received_at >= start, Ticket.received_at < end
     )
     answered = select(func.count(Ticket.id)).where(in_day)
-    on_time = answered.where(Ticket.answered_at <= Ticket.due_at)
+    first_due = func.coalesce(Ticket.first_due_at, Ticket.due_at)
+    on_time = answered.where(Ticket.answered_at <= first_due)
     durations = _response_times(session, start, end)
     return DayFigures(
         received=_count(session, received),

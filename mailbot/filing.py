@@ -290,6 +290,8 @@ class Filing:
         # from it would escalate the ticket the moment it reopened.
         office = self.settings.office
         hours, sla = office.response_hours, self.settings.sla
+        if ticket.first_due_at is None:
+            ticket.first_due_at = ticket.due_at
         ticket.due_at = due_time(now, hours, sla, office.timezone)
         ticket.escalation_step = 0
         # The reopening notice is the unit's reminder.

@@ -119,6 +119,9 @@ class Ticket(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     due_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    # A reopen gives the ticket a new due time; the first answer (answered_at)
+    # is still judged against the due time it had then.
+    first_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     # The 1x24-hour watch: when the unit was reminded, and how far up the chain
     # (1 Kasubag Umum, 2 Sekcam, 3 Camat) the ticket has gone.

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+import mailbot.db
 from mailbot.db import head_revision, make_engine, open_database, upgrade
 from mailbot.errors import ConfigError
 from mailbot.models import Base
@@ -70,3 +75,43 @@ def test_a_database_at_a_migration_we_do_not_know_is_refused(
         "mailbot's, or another program's)"
     )
     assert str(refused_to_open.value) == str(refused.value)
+
+
+def test_a_database_of_the_first_release_upgrades_and_keeps_its_tickets(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    config = AlembicConfig()
+    config.set_main_option(
+        "script_location", str(Path(mailbot.db.__file__).with_name("migrations"))
+    )
+    config.attributes["engine"] = engine
+    command.upgrade(config, "0001")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO tickets (reference, status, unit_code, "
+                "matched_keywords, complainant_email, complainant_name, subject, "
+                "account, inbox_address, identity_provided, received_at, due_at, "
+                "updated_at, escalation_step) VALUES ('PRG-2026-000001-5', "
+                "'received', 'ekbang', '[]', 'budi@example.com', 'Budi', 'Jalan', "
+                "'dinas', 'porong@sidoarjokab.go.id', false, '2026-12-01 01:00:00', "
+                "'2026-12-02 01:00:00', '2026-12-01 01:00:00', 0)"
+            )
+        )
+
+    with pytest.raises(ConfigError) as outdated:
+        open_database(database_url)
+    before, after = upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT reference, first_due_at FROM tickets")
+        ).all()
+    engine.dispose()
+
+    assert str(outdated.value) == (
+        "storage.database_url: schema is at 0001, this version needs 0002; "
+        "run 'mailbot upgrade'"
+    )
+    assert (before, after) == ("0001", "0002")
+    assert [tuple(row) for row in rows] == [("PRG-2026-000001-5", None)]

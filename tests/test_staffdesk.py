@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -19,10 +20,12 @@ from sqlalchemy import func, select
 from mailbot.app import App
 from mailbot.commands import COMMANDS
 from mailbot.config import parse_settings
+from mailbot.digest import compute_digest
 from mailbot.inbound import Origin, Outcome
 from mailbot.models import Event, OutboxItem, Ticket
 from mailbot.views import forged_attempts
 
+WIB = ZoneInfo("Asia/Jakarta")
 DATA = Path(__file__).parent / "data"
 OFFICE = "porong@sidoarjokab.go.id"
 BUDI = "budi.santoso@example.com"
@@ -735,6 +738,29 @@ def test_a_reopened_ticket_gets_a_new_due_time_and_starts_the_sla_again(
         "kami terima. Pengaduan berikut kami buka kembali"
     )
     assert "Batas tanggapan : Minggu, 6 Desember 2026 pukul 08.05 WIB" in told
+
+
+def test_a_reopen_leaves_a_late_first_answer_late_in_the_digest(desk: Desk) -> None:
+    desk.clock.moment += timedelta(hours=30)
+    answered_on = desk.clock.now().astimezone(WIB).date()
+    desk.reply(EKBANG, "#tanggapan Sudah diganti.")
+
+    def on_time() -> tuple[int, int]:
+        with desk.app.sessions() as session:
+            figures = compute_digest(
+                session, desk.app.settings, answered_on, desk.clock.now()
+            ).figures
+        return figures.answered, figures.answered_on_time
+
+    before = on_time()
+    desk.clock.moment += timedelta(hours=2)
+    _citizen_reply(desk, 1, "Lampunya mati lagi.")
+
+    ticket = desk.ticket()
+    assert ticket.status == "in_progress"
+    assert ticket.first_due_at is not None
+    assert ticket.due_at > ticket.answered_at > ticket.first_due_at
+    assert (before, on_time()) == ((1, 0), (1, 0))
 
 
 def test_the_reopen_window_is_counted_from_the_answer(desk: Desk) -> None:
