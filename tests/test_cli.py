@@ -174,6 +174,25 @@ def test_what_mailbot_writes_is_for_its_own_user_only(tmp_path: Path) -> None:
     assert folder_modes == {0o700}
 
 
+def test_tickets_show_tells_the_history_as_staff_read_it(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "mailbot.toml", data_dir=tmp_path / "storage")
+    mailbot(config, "import", str(DATA / "intake-complaint-street-light.eml"))
+
+    shown = mailbot(config, "tickets", "show", "PRG-2026-000001-5").stdout
+
+    after_time = [line.split(" WIB  ")[-1] for line in shown.splitlines()[7:]]
+    assert after_time == [
+        "history:",
+        "mailbot  created",
+        "    unit ekbang (kata kunci: pju, lampu, gelap, pasar)",
+        "messages:",
+        "in  complaint",
+        "out  acknowledgement  budi.santoso@example.com",
+        "out  unit_notification  ekbang.porong@example.go.id",
+        "out  unit_notification  ekbang.staf@porong.example.go.id",
+    ]
+
+
 def test_import_counts_one_message_in_the_singular(tmp_path: Path) -> None:
     mail = tmp_path / "satu.eml"
     mail.write_bytes((DATA / "intake-complaint-ektp.eml").read_bytes())

@@ -19,6 +19,7 @@ from mailbot.errors import InvalidReferenceError, MailbotError
 from mailbot.models import OutboxStatus, TicketStatus
 from mailbot.outbox import failed_ids, retry
 from mailbot.references import parse_reference
+from mailbot.rendering import history_detail
 from mailbot.routing import Router
 from mailbot.views import list_outbox, list_quarantine, list_tickets, show_ticket
 
@@ -88,15 +89,19 @@ def _print_ticket(view: dict[str, Any], zone: str) -> None:
     for key in ("received_at", "due_at", "answered_at"):
         if view[key]:
             click.echo(f"{key:>18}: {local_time(view[key], zone)}")
+    # The history as staff read it in their letters: the Operator reads both.
     click.echo("history:")
     for event in view["history"]:
         when = local_time(event["at"], zone)
         click.echo(line_of("", when, event["actor"], event["action"]))
-        click.echo(line_of("", "", event["detail"]))
+        click.echo(line_of("", "", history_detail(event["detail"], event["action"])))
     click.echo("messages:")
     for message in view["messages"]:
         when = local_time(message["at"], zone)
-        click.echo(line_of("", when, message["direction"], message["kind"]))
+        cells = ["", when, message["direction"], message["kind"]]
+        if message["direction"] == "out":
+            cells.append(", ".join(message["to"]))
+        click.echo(line_of(*cells))
 
 
 @cli.command()
