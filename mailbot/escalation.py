@@ -157,7 +157,9 @@ class SlaWatch:
         role = CHAIN[step - 1]
         recipients = self.settings.staff_with_role(role)
         fields = self._fields(ticket, now)
-        fields.update(step=step, role_title=POST_TITLES[role])
+        fields.update(
+            step=step, role_title=POST_TITLES[role], earlier=_earlier_steps(ticket)
+        )
         body = self.renderer.render("staff/escalation", fields)
         subject = f"[{ticket.reference}] Eskalasi ke {POST_TITLES[role]}: lewat batas"
         letter = Letter("sla_escalation", (), subject, body, ticket.inbox_address)
@@ -248,3 +250,20 @@ class SlaWatch:
             ),
             "working_hours": self.settings.sla.mode == "working_hours",
         }
+
+
+def _earlier_steps(ticket: Ticket) -> list[dict[str, Any]]:
+    """The posts the ticket already went to, and when: a Camat reads that the
+    Kasubag and the Sekcam were told and the ticket is still open."""
+    steps = []
+    for event in ticket.events:
+        if event.action != "escalation":
+            continue
+        role = (
+            event.detail.split(": ", 1)[1].split(",", 1)[0]
+            if ": " in event.detail
+            else ""
+        )
+        if role in POST_TITLES:
+            steps.append({"title": POST_TITLES[role], "at": event.at})
+    return steps

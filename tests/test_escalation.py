@@ -337,3 +337,24 @@ def test_in_working_hours_mode_the_reminder_and_each_step_get_office_time(
         ("escalation", "Fri 10:00"),
         ("escalation", "Fri 14:00"),
     ]
+
+
+def test_a_later_step_names_the_posts_told_before(app: App, watch: SlaWatch) -> None:
+    open_one(app)
+
+    for hours in (0, 4, 8):
+        watch.sweep(DUE + timedelta(hours=hours))
+
+    with app.sessions() as session:
+        raws = session.scalars(
+            select(OutboxItem.raw)
+            .where(OutboxItem.kind == "sla_escalation")
+            .order_by(OutboxItem.id)
+        ).all()
+    first, camat = _plain(raws[0]), _plain(raws[-1])
+    assert "Sebelumnya" not in first
+    assert (
+        "Sebelumnya pengaduan ini telah diteruskan kepada: - Kasubag Umum dan "
+        "Kepegawaian, Rabu, 2 Desember 2026 pukul 08.00 WIB - Sekretaris Camat, "
+        "Rabu, 2 Desember 2026 pukul 12.00 WIB"
+    ) in camat
