@@ -77,18 +77,27 @@ def test_run_acknowledges_a_complaint_between_scheduled_polls(
     assert process.returncode == 0
 
 
+def _watching(
+    dovecot: DovecotServer,
+    user: ImapUser,
+    caplog: pytest.LogCaptureFixture,
+    **options: float,
+) -> tuple[Watcher, threading.Event]:
+    caplog.set_level(logging.INFO, logger="mailbot.watch")
+    wake = threading.Event()
+    watcher = Watcher(Mailbox, wake, idle_seconds=20.0, **options)
+    watcher.start([dovecot.account(user, password_env=user.password_env)])
+    wait_until(lambda: "porong: watching with IDLE" in caplog.text, 10.0, "the watch")
+    return watcher, wake
+
+
 def test_watcher_wakes_on_new_mail(
     dovecot: DovecotServer,
     imap_users: Callable[[], ImapUser],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="mailbot.watch")
     user = imap_users()
-    wake = threading.Event()
-    watcher = Watcher(Mailbox, wake, idle_seconds=20.0)
-    account = dovecot.account(user, password_env=user.password_env)
-    watcher.start([account])
-    wait_until(lambda: "porong: watching with IDLE" in caplog.text, 10.0, "the watch")
+    watcher, wake = _watching(dovecot, user, caplog)
     # Starting to watch wakes the poll once, for mail that came while down.
     woke_at_start = wake.is_set()
     wake.clear()
@@ -110,13 +119,7 @@ def test_the_watch_is_back_within_seconds_of_the_server(
     imap_users: Callable[[], ImapUser],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="mailbot.watch")
-    user = imap_users()
-    wake = threading.Event()
-    watcher = Watcher(Mailbox, wake, idle_seconds=20.0, first_retry_seconds=0.5)
-    account = dovecot.account(user, password_env=user.password_env)
-    watcher.start([account])
-    wait_until(lambda: "porong: watching with IDLE" in caplog.text, 10.0, "the watch")
+    watcher, wake = _watching(dovecot, imap_users(), caplog, first_retry_seconds=0.5)
 
     with dovecot.stopped():
         wait_until(lambda: "watch connection failed" in caplog.text, 20.0, "a failure")
