@@ -20,7 +20,7 @@ from mailbot.models import OutboxItem
 from mailbot.notices import queue_notice
 from mailbot.outbox import Sender
 from mailbot.policy import POST_TITLES
-from mailbot.rendering import Rendered, Renderer
+from mailbot.rendering import Rendered, Renderer, format_response_window
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,14 @@ def percent(part: int, whole: int) -> str:
     return f"{value}%"
 
 
+def _promise(settings: Settings) -> str:
+    # The label must say what "on time" was measured against.
+    hours = settings.office.response_hours
+    if settings.sla.mode == "working_hours":
+        return f"{hours} jam kerja"
+    return format_response_window(hours)
+
+
 def digest_fields(digest: Digest, settings: Settings) -> dict[str, Any]:
     """The template fields of a digest: plain values only."""
     figures, backlog = digest.figures, digest.backlog
@@ -44,6 +52,7 @@ def digest_fields(digest: Digest, settings: Settings) -> dict[str, Any]:
         "generated_at": digest.generated_at,
         "figures": figures.__dict__,
         "on_time_share": percent(figures.answered_on_time, figures.answered),
+        "promise": _promise(settings),
         "backlog": {
             "open": backlog.open,
             "overdue": backlog.overdue,

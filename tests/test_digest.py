@@ -28,6 +28,7 @@ from mailbot.digest import (
 )
 from mailbot.digest_mail import percent, render_digest
 from mailbot.models import OutboxItem
+from mailbot.policy import SlaConfig
 from mailbot.service import Service, digest_queued
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "digest"
@@ -231,6 +232,18 @@ def test_a_new_installation_sends_no_digest_of_a_day_it_never_saw(
             select(OutboxItem.message_id).where(OutboxItem.kind == "digest")
         ).all()
     assert [i.split(".")[1] for i in ids] == ["20261203"]
+
+
+def test_in_working_hours_mode_the_digest_says_what_on_time_was_measured_by(
+    app: App,
+) -> None:
+    working = app.settings.model_copy(update={"sla": SlaConfig(mode="working_hours")})
+
+    calendar_text = render_digest(app.renderer, computed(app), app.settings).text
+    working_text = render_digest(app.renderer, computed(app), working).text
+
+    assert "Dijawab tepat waktu (1x24 jam)  : 66,7% (2 dari 3)" in calendar_text
+    assert "Dijawab tepat waktu (24 jam kerja): 66,7% (2 dari 3)" in working_text
 
 
 def test_the_cli_prints_the_digest_of_a_given_day(tmp_path: Path) -> None:
