@@ -35,8 +35,8 @@ class DeliveryError(OperationalError):
         super().__init__(reply)
         self.reply = reply
         self.permanent = permanent
-        # The server could not be reached or stopped answering: no letter of
-        # this run will get through, whatever it holds.
+        # The server could not be reached at all: no letter of this run will
+        # get through, whatever it holds.
         self.unreachable = unreachable
 
 

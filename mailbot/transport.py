@@ -79,10 +79,11 @@ class SmtpTransport:
             reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
             raise DeliveryError(reply, permanent=exc.smtp_code >= 500) from exc
         except _SMTP_ERRORS as exc:
+            # The server was there and hung up on this letter: an attempt of
+            # the letter's. The next one connects afresh, and finds out
+            # whether the server is down.
             self.close()
-            raise DeliveryError(
-                f"connection lost: {exc}", permanent=False, unreachable=True
-            ) from exc
+            raise DeliveryError(f"connection lost: {exc}", permanent=False) from exc
 
     def verify(self) -> None:
         """Connect, greet and log in as a delivery would, then hang up."""

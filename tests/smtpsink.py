@@ -58,6 +58,11 @@ class _SinkHandler:
     ) -> str:
         if address in self.sink.refused:
             return "550 5.1.1 Mailbox unavailable"
+        if address in self.sink.dropped:
+            # A server that hangs up mid-transaction, as some do on a letter
+            # they choke on.
+            server.transport.close()
+            return "421 4.3.0 Closing"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -81,6 +86,7 @@ class SmtpSink(Restartable):
         self.auth = auth
         self.port = free_ports(1)[0]
         self.refused: set[str] = set()
+        self.dropped: set[str] = set()
         self._lock = threading.Lock()
         self._received: list[ReceivedMail] = []
         self._failures: list[int] = []

@@ -225,3 +225,32 @@ def test_an_outage_that_lasts_half_an_hour_is_logged_as_an_error(
             "outbox: SMTP server unreachable; 3 letters wait, the oldest for 30 min",
         ),
     ]
+
+
+def test_a_letter_the_server_hangs_up_on_costs_attempts_and_the_rest_goes(
+    tmp_path: Path, smtp_sink: SmtpSink
+) -> None:
+    config = write_config(
+        tmp_path / "mailbot.toml",
+        data_dir=tmp_path / "storage",
+        smtp=smtp_sink,
+        smtp_settings="max_attempts = 2\nretry_base_seconds = 1.0\n",
+    )
+    mail = tmp_path / "lampu.eml"
+    mail.write_bytes(COMPLAINT)
+    mailbot(config, "import", str(mail))
+    smtp_sink.dropped.add("budi@example.com")
+
+    first = mailbot(config, "send").stdout.strip()
+    rows = _outbox(config)
+    _wait_until_due(rows)
+    second = mailbot(config, "send").stdout.strip()
+
+    assert first == "sent 2, deferred 1, failed 0"
+    assert second == "sent 0, deferred 0, failed 1"
+    assert _summary(_outbox(config)) == [
+        ("acknowledgement", "failed", 2),
+        ("unit_notification", "sent", 1),
+        ("unit_notification", "sent", 1),
+    ]
+    assert rows[0]["last_reply"].startswith("connection lost: ")
