@@ -230,7 +230,7 @@ class SlaWatch:
             )
 
     def _fields(self, ticket: Ticket, now: datetime) -> dict[str, Any]:
-        office = self.settings.office
+        office, sla = self.settings.office, self.settings.sla
         awaiting = self.approval.awaiting(ticket)
         return {
             "office": {"name": office.name},
@@ -245,10 +245,10 @@ class SlaWatch:
             "due_at": ticket.due_at,
             "now": now,
             "overdue": now >= ticket.due_at,
-            "time_left": time_left(
-                now, ticket.due_at, self.settings.sla, office.timezone
-            ),
-            "working_hours": self.settings.sla.mode == "working_hours",
+            "time_left": time_left(now, ticket.due_at, sla, office.timezone),
+            # The same clock counts the lateness: office time past the due time.
+            "late": time_left(ticket.due_at, now, sla, office.timezone),
+            "working_hours": sla.mode == "working_hours",
         }
 
 

@@ -38,7 +38,8 @@ def time_left(
     now: datetime, due_at: datetime, sla: SlaConfig, timezone: str
 ) -> timedelta:
     """The promise's time from ``now`` to the due time: the office hours left
-    in working-hours mode, so a reminder says what staff really have."""
+    in working-hours mode, so a reminder says what staff really have. With the
+    two swapped, how late a ticket is, on the same clock."""
     if due_at <= now:
         return timedelta(0)
     if sla.mode == "calendar":

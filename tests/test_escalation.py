@@ -328,6 +328,14 @@ def test_in_working_hours_mode_the_reminder_and_each_step_get_office_time(
             .where(Event.action.in_(["reminder", "escalation"]))
             .order_by(Event.id)
         ).all()
+    with app.sessions() as session:
+        camat = session.scalars(
+            select(OutboxItem.raw)
+            .where(OutboxItem.kind == "sla_escalation")
+            .order_by(OutboxItem.id.desc())
+            .limit(1)
+        ).one()
+    assert "(terlambat 8 jam waktu kerja)" in _plain(camat)
     # 18 office hours after receipt; then due + 0, + 4 and + 8 office hours.
     assert [
         (action, at.astimezone(wib).strftime("%a %H:%M")) for action, at in rows
