@@ -13,6 +13,7 @@ nothing twice.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 
 OPEN_STATES = (TicketStatus.RECEIVED, TicketStatus.IN_PROGRESS)
 CHAIN: tuple[Role, ...] = VERIFICATION_CHAIN[1:]
+# An escalation event's detail, as _escalate writes it: "step 2: sekcam, ...".
+_STEP_DETAIL = re.compile(r"^step \d+: (\w+),")
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,8 @@ class SlaWatch:
     def _remind(self, session: Session, ticket: Ticket, now: datetime) -> None:
         # A unit whose draft waits for approval has done its part: the post
         # that holds the draft is the one to remind.
-        awaiting = self.approval.awaiting(ticket)
+        fields = self._fields(ticket, now)
+        awaiting = fields["awaiting"]
         if awaiting is not None:
             whom = f"approver {awaiting}"
             recipients = self.settings.staff_with_role(awaiting)
@@ -136,7 +140,6 @@ class SlaWatch:
             whom = f"unit {ticket.unit_code}"
             recipients = self.settings.unit_recipients(ticket.unit_code)
             title = "Pengingat batas tanggapan"
-        fields = self._fields(ticket, now)
         fields["escalates_to"] = self._first_escalation_title(awaiting)
         body = self.renderer.render("staff/reminder", fields)
         subject = f"[{ticket.reference}] {title}: {fields['subject']}"
@@ -234,6 +237,7 @@ class SlaWatch:
         awaiting = self.approval.awaiting(ticket)
         return {
             "office": {"name": office.name},
+            "awaiting": awaiting,
             "awaiting_title": POST_TITLES[awaiting] if awaiting else None,
             "reference": ticket.reference,
             "subject": mask(ticket.subject),
@@ -257,13 +261,7 @@ def _earlier_steps(ticket: Ticket) -> list[dict[str, Any]]:
     Kasubag and the Sekcam were told and the ticket is still open."""
     steps = []
     for event in ticket.events:
-        if event.action != "escalation":
-            continue
-        role = (
-            event.detail.split(": ", 1)[1].split(",", 1)[0]
-            if ": " in event.detail
-            else ""
-        )
-        if role in POST_TITLES:
-            steps.append({"title": POST_TITLES[role], "at": event.at})
+        found = _STEP_DETAIL.match(event.detail)
+        if event.action == "escalation" and found and found[1] in POST_TITLES:
+            steps.append({"title": POST_TITLES[found[1]], "at": event.at})
     return steps

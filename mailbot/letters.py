@@ -150,37 +150,47 @@ class Correspondence:
         fields["attachment_limit"] = min(
             limits.max_attachment_bytes, limits.max_message_bytes
         )
-        letter = Letter(
+        return self._answer(
+            session,
+            ticket,
+            received,
+            now,
             kind="acknowledgement",
-            to=(ticket.complainant_email,),
-            subject=f"[{ticket.reference}] Pengaduan diterima: {ticket.subject}",
-            body=self.renderer.render("citizen/acknowledgement", fields),
-            reply_to=ticket.inbox_address,
-            in_reply_to=received.message_id,
-            references=(*received.mail.references, received.message_id),
-            auto_submitted="auto-replied",
+            title="Pengaduan diterima",
+            fields=fields,
         )
-        return self.send(session, ticket, letter, now)
 
     def confirm_identity(
         self, session: Session, ticket: Ticket, received: Received, now: datetime
     ) -> OutboxItem:
         """Tell the complainant the identity the acknowledgement asked for arrived."""
-        subject = f"[{ticket.reference}] Identitas diterima: {ticket.subject}"
-        return self._answer_reply(
-            session, ticket, received, now, kind="identity_received", subject=subject
+        fields = {**self.ticket_fields(ticket), "inbox_address": ticket.inbox_address}
+        return self._answer(
+            session,
+            ticket,
+            received,
+            now,
+            kind="identity_received",
+            title="Identitas diterima",
+            fields=fields,
         )
 
     def confirm_reopened(
         self, session: Session, ticket: Ticket, received: Received, now: datetime
     ) -> OutboxItem:
         """Tell the complainant their reply reopened the ticket, and its due time."""
-        subject = f"[{ticket.reference}] Pengaduan dibuka kembali: {ticket.subject}"
-        return self._answer_reply(
-            session, ticket, received, now, kind="reopened", subject=subject
+        fields = {**self.ticket_fields(ticket), "inbox_address": ticket.inbox_address}
+        return self._answer(
+            session,
+            ticket,
+            received,
+            now,
+            kind="reopened",
+            title="Pengaduan dibuka kembali",
+            fields=fields,
         )
 
-    def _answer_reply(
+    def _answer(
         self,
         session: Session,
         ticket: Ticket,
@@ -188,14 +198,14 @@ class Correspondence:
         now: datetime,
         *,
         kind: str,
-        subject: str,
+        title: str,
+        fields: dict[str, Any],
     ) -> OutboxItem:
-        fields = self.ticket_fields(ticket)
-        fields["inbox_address"] = ticket.inbox_address
+        # An automatic answer to the complainant's own message, threaded under it.
         letter = Letter(
             kind=kind,
             to=(ticket.complainant_email,),
-            subject=subject,
+            subject=f"[{ticket.reference}] {title}: {ticket.subject}",
             body=self.renderer.render(f"citizen/{kind}", fields),
             reply_to=ticket.inbox_address,
             in_reply_to=received.message_id,

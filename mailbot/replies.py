@@ -19,11 +19,15 @@ _ATTRIBUTION = re.compile(
     r"^[ \t]*(?:Pada|On)\b[^\n]*(?:\n[^\n>]*){0,2}?\b(?:menulis|wrote)\s*:[ \t]*$",
     re.MULTILINE | re.IGNORECASE,
 )
+# The lines that open a forwarded message: Gmail, Indonesian Gmail, Apple Mail.
+_FORWARD_MARKERS = (
+    r"Forwarded message|Pesan terusan|Begin forwarded message"
+    r"|Awal pesan yang diteruskan"
+)
 # The separator lines of Outlook, Yahoo and webmails, Indonesian and English.
 _SEPARATOR = re.compile(
     r"^[ \t]*(?:-{3,}|_{3,})?[ \t]*"
-    r"(?:Original Message|Pesan Asli|Pesan Awal|Forwarded message|Pesan terusan"
-    r"|Begin forwarded message|Awal pesan yang diteruskan)"
+    rf"(?:Original Message|Pesan Asli|Pesan Awal|{_FORWARD_MARKERS})"
     r"[ \t]*:?[ \t]*(?:-{3,}|_{3,})?[ \t]*$|^[ \t]*_{20,}[ \t]*$",
     re.MULTILINE | re.IGNORECASE,
 )
@@ -41,8 +45,7 @@ _SENT_FROM = re.compile(
 # Only the markers of a forward: what follows is a message passed on, not our
 # own letter quoted back.
 _FORWARD = re.compile(
-    r"^[ \t]*(?:-{3,}|_{3,})?[ \t]*(?:Forwarded message|Pesan terusan"
-    r"|Begin forwarded message|Awal pesan yang diteruskan)[ \t]*:?[ \t]*"
+    rf"^[ \t]*(?:-{{3,}}|_{{3,}})?[ \t]*(?:{_FORWARD_MARKERS})[ \t]*:?[ \t]*"
     r"(?:-{3,}|_{3,})?[ \t]*$",
     re.MULTILINE | re.IGNORECASE,
 )
