@@ -25,6 +25,9 @@ from mailbot.views import list_outbox, list_quarantine, list_tickets, show_ticke
 
 log = logging.getLogger(__name__)
 
+# A row ID as the databases store it: a larger number is a typo, not a row.
+ROW_ID = click.IntRange(1, 2**63 - 1)
+
 
 @cli.group()
 def tickets() -> None:
@@ -154,7 +157,7 @@ def quarantine_list(context: Context, as_json: bool) -> None:
 
 
 @quarantine.command(name="retry")
-@click.argument("inbound_id", type=int)
+@click.argument("inbound_id", type=ROW_ID)
 @pass_context
 def quarantine_retry(context: Context, inbound_id: int) -> None:
     """Run a quarantined message through intake again."""
@@ -186,7 +189,7 @@ def outbox_list(context: Context, status: str | None, as_json: bool) -> None:
 
 
 @outbox.command(name="retry")
-@click.argument("item_ids", metavar="[ID]...", type=int, nargs=-1)
+@click.argument("item_ids", metavar="[ID]...", type=ROW_ID, nargs=-1)
 @click.option("--failed", "all_failed", is_flag=True, help="Every failed message.")
 @pass_context
 def outbox_retry(context: Context, item_ids: tuple[int, ...], all_failed: bool) -> None:
