@@ -238,11 +238,14 @@ def quarantine_within(
     """Set a message aside with its reason, in the caller's transaction."""
     key = f"sha:{archived.sha256}"
     inbound = earlier_record(session, key)
-    if inbound is None:
-        quarantined = InboundStatus.QUARANTINED
-        inbound = _new_record(
-            session, key, archived, origin, now=now, status=quarantined
-        )
+    if inbound is not None:
+        # The same bytes were set aside before (an import run again): one
+        # record, its reason as this version reads it, and no second warning.
+        inbound.reason = reason[:2000]
+        return duplicate(session, inbound, archived, origin)
+
+    quarantined = InboundStatus.QUARANTINED
+    inbound = _new_record(session, key, archived, origin, now=now, status=quarantined)
     inbound.reason = reason[:2000]
     on_commit(
         session,

@@ -38,6 +38,7 @@ __all__ = ["Attachment", "ParsedMail", "parse_message", "quiet_library_logging"]
 log = logging.getLogger(__name__)
 
 MAX_SUBJECT_CHARS = 998
+NO_HEADER_FIELDS = "no header fields: not an email message, or its first line is broken"
 MAX_MESSAGE_ID_CHARS = 400
 EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=2)
@@ -104,6 +105,8 @@ def parse_message(
 ) -> ParsedMail:
     """Parse one message; raise MessageError only when there is nothing to parse.
 
+    Bytes without a single header field are no message at all.
+
     A message over ``large_from`` bytes is parsed with its long base64 runs
     cut out (``largemail``), with the same result in a fraction of the memory.
     """
@@ -119,7 +122,12 @@ def parse_message(
         walk(message, body, 0)
     else:
         attach(body, None, "message/rfc822", raw, inline=False)
-    return _assemble(message, _header_index(message), body, now)
+    headers = _header_index(message)
+    if not headers:
+        # A README or a scan dropped into an import folder: say what it is,
+        # rather than the missing sender it lacks along with everything else.
+        raise MessageError(NO_HEADER_FIELDS)
+    return _assemble(message, headers, body, now)
 
 
 def _skeleton(raw: bytes, large_from: int) -> tuple[bytes, Cutouts | None]:

@@ -177,6 +177,35 @@ def test_a_folder_import_reads_files_whatever_their_names(tmp_path: Path) -> Non
     assert len(tickets_json(config)) == 2
 
 
+def test_a_file_that_is_no_mail_is_set_aside_once_with_that_reason(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "README.md").write_text("# Ekspor kotak masuk\n\nDaftar isi.\n")
+    (folder / "a.eml").write_bytes((DATA / "intake-complaint-ektp.eml").read_bytes())
+    config = write_config(tmp_path / "mailbot.toml", data_dir=tmp_path / "storage")
+
+    first = mailbot(config, "import", str(folder))
+    again = mailbot(config, "import", str(folder))
+    listed = mailbot(config, "quarantine", "list")
+
+    assert first.stdout.strip() == (
+        "imported 2 messages: 1 ticket, 0 follow_up, 0 staff, 0 automatic, "
+        "0 duplicate, 1 quarantined, 0 forged"
+    )
+    assert again.stdout.strip() == (
+        "imported 2 messages: 0 ticket, 0 follow_up, 0 staff, 0 automatic, "
+        "2 duplicate, 0 quarantined, 0 forged"
+    )
+    assert "quarantined" not in again.stderr
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[1].split("  ")[1] == (
+        "no header fields: not an email message, or its first line is broken"
+    )
+
+
 def test_what_mailbot_writes_is_for_its_own_user_only(tmp_path: Path) -> None:
     config = write_config(tmp_path / "mailbot.toml", data_dir=tmp_path / "storage")
 
