@@ -101,6 +101,10 @@ class DayFigures:
     slowest_response: timedelta | None
     automatic: int
     forged: int
+    # Tickets the complainant reopened, and reopened ones answered again: the
+    # figures above count a ticket's first answer only.
+    reopened: int = 0
+    answered_again: int = 0
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,8 @@ def _day_figures(session: Session, start: datetime, end: datetime) -> DayFigures
         slowest_response=durations[-1] if durations else None,
         automatic=_automatic(session, start, end),
         forged=_events(session, FORGED_SENDER, start, end),
+        reopened=_events(session, "reopened", start, end),
+        answered_again=_answered_again(session, start, end),
     )
 
 
@@ -214,6 +220,21 @@ def _rejected(session: Session, start: datetime, end: datetime) -> int:
 def _events(session: Session, action: str, start: datetime, end: datetime) -> int:
     query = select(func.count(Event.id)).where(
         Event.action == action, Event.at >= start, Event.at < end
+    )
+    return _count(session, query)
+
+
+def _answered_again(session: Session, start: datetime, end: datetime) -> int:
+    # A first answer's event has the ticket's answered_at; a later one is after.
+    query = (
+        select(func.count(Event.id))
+        .join(Ticket, Event.ticket_id == Ticket.id)
+        .where(
+            Event.action == "answered",
+            Event.at >= start,
+            Event.at < end,
+            Event.at > Ticket.answered_at,
+        )
     )
     return _count(session, query)
 

@@ -25,7 +25,7 @@ from mailbot.models import (
     Ticket,
     TicketStatus,
 )
-from mailbot.tickets import change_status
+from mailbot.tickets import change_status, record_event
 
 sys.path.insert(0, str(Path(__file__).parent))
 from seeding import FixedClock, add_ticket, make_settings
@@ -107,6 +107,10 @@ def seed(session: Session, settings: Settings) -> None:
     t8.escalation_step = 1
     t9 = add_ticket(session, s, wib(30, 8), subject="Sampah menumpuk")
     _answer(t9, wib(1, 7))
+    # Reopened by its complainant and answered again on the reported day.
+    record_event(session, t9, "answered", "final response", at=wib(1, 7))
+    record_event(session, t9, "reopened", "complainant replied", at=wib(2, 8))
+    record_event(session, t9, "answered", "final response", at=wib(2, 14))
     add_ticket(session, s, wib(3, 0, 30), unit="umum", subject="Jam pelayanan")
 
     _intake(session, t3)

@@ -56,6 +56,8 @@ def test_the_day_figures_of_the_seeded_day(app: App) -> None:
         slowest_response=timedelta(days=2, hours=1),
         automatic=2,
         forged=1,
+        reopened=1,
+        answered_again=1,
     )
     assert percent(figures.answered_on_time, figures.answered) == "66,7%"
 

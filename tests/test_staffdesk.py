@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import email
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
@@ -761,6 +761,24 @@ def test_a_reopen_leaves_a_late_first_answer_late_in_the_digest(desk: Desk) -> N
     assert ticket.first_due_at is not None
     assert ticket.due_at > ticket.answered_at > ticket.first_due_at
     assert (before, on_time()) == ((1, 0), (1, 0))
+
+
+def test_the_digest_counts_a_reopen_and_the_answer_after_it(desk: Desk) -> None:
+    desk.reply(EKBANG, "#tanggapan Sudah diganti.")
+    first_day = desk.clock.now().astimezone(WIB).date()
+    desk.clock.moment += timedelta(days=1)
+    _citizen_reply(desk, 1, "Lampunya mati lagi.")
+    desk.reply(EKBANG, "#tanggapan Sudah diperbaiki lagi.")
+    second_day = desk.clock.now().astimezone(WIB).date()
+
+    def figures(day: date) -> tuple[int, int, int]:
+        with desk.app.sessions() as session:
+            found = compute_digest(
+                session, desk.app.settings, day, desk.clock.now()
+            ).figures
+        return found.answered, found.reopened, found.answered_again
+
+    assert (figures(first_day), figures(second_day)) == ((1, 0, 0), (0, 1, 1))
 
 
 def test_the_reopen_window_is_counted_from_the_answer(desk: Desk) -> None:
