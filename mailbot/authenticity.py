@@ -2,9 +2,10 @@
 
 Reads the Authentication-Results headers (RFC 8601) of a parsed message and the
 threading evidence; writes only the record of a refused attempt. Only the header
-written by our own trusted receiving server counts: any sender can add a header
-naming another server, and that server's verdict means nothing to us. Without a
-configured server, the staff address alone is taken, as before this check.
+written by our own trusted receiving server counts, and only when it is the
+topmost: any sender can add headers naming any server, ours included. Each
+account may name its own server (two inboxes on two providers); without one,
+the staff address alone is taken, as before this check.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mailbot.tickets import record_event
 log = logging.getLogger(__name__)
 
 _COMMENT = re.compile(r"\([^()]*\)")
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _RESULT = re.compile(r"^\s*(dkim|spf)\s*=\s*([a-z]+)\b(.*)$", re.IGNORECASE)
 _PROPERTY = re.compile(r"\b(header\.d|header\.i|smtp\.mailfrom)\s*=\s*(\S+)", re.I)
 
@@ -50,8 +52,11 @@ def check_sender(
         return SenderCheck(True, ("staff-address", *evidence), "no trusted server set")
 
     header = _trusted_header(mail.authentication_results, trusted_authserv_id)
-    if header is None:
+    if header is None and not mail.authentication_results:
         return SenderCheck(False, evidence, "no Authentication-Results of ours")
+    if header is None:
+        reason = "topmost Authentication-Results is not our server's"
+        return SenderCheck(False, evidence, reason)
     passed = _aligned_passes(header, _domain(mail.sender_address))
     if not passed:
         return SenderCheck(False, evidence, "neither DKIM nor SPF passed, aligned")
@@ -59,17 +64,21 @@ def check_sender(
 
 
 def _trusted_header(headers: tuple[str, ...], authserv_id: str) -> str | None:
-    # The topmost header is the one our server prepended on receipt.
-    wanted = authserv_id.strip().lower()
-    for header in headers:
-        first, _, rest = _COMMENT.sub(" ", header).partition(";")
-        words = first.split()
-        if words and words[0].lower() == wanted:
-            return rest
+    # Only the topmost header is the one our server prepended on receipt. A
+    # header naming our server further down came with the message: a sender
+    # writes it above everything the real path added, so it is never read.
+    if not headers:
+        return None
+    first, _, rest = _COMMENT.sub(" ", headers[0]).partition(";")
+    words = first.split()
+    if words and words[0].lower() == authserv_id.strip().lower():
+        return rest
     return None
 
 
 def _aligned_passes(results: str, sender_domain: str) -> tuple[str, ...]:
+    # A quoted local part may hold ";" and "dkim=pass" of its own making.
+    results = _QUOTED.sub("q", results)
     passed: list[str] = []
     for resinfo in results.split(";"):
         match = _RESULT.match(resinfo)

@@ -138,6 +138,9 @@ class AccountConfig(_Server):
     # messages nobody has read: a new installation on a mailbox of years, or a
     # new database, must not acknowledge old mail. "all" takes everything.
     first_poll: Literal["unseen", "all"] = "unseen"
+    # The authserv-id this inbox's receiving server writes; overrides
+    # [security] trusted_authserv_id for mail polled from this account.
+    trusted_authserv_id: str | None = None
 
     @model_validator(mode="after")
     def _auth_complete(self) -> AccountConfig:

@@ -99,7 +99,7 @@ class Filing:
             related.append(Related.answered_elsewhere(thread.ticket.reference))
             thread = None
         if staff:
-            check = self._check_staff(mail, thread)
+            check = self._check_staff(mail, thread, origin)
             if not check.authentic:
                 return self._forged(session, inbound, thread, check)
         if staff and thread is not None:
@@ -359,10 +359,21 @@ class Filing:
         )
         return _outcome(Outcome.STAFF, inbound, ticket.reference)
 
-    def _check_staff(self, mail: ParsedMail, thread: Thread | None) -> SenderCheck:
+    def _check_staff(
+        self, mail: ParsedMail, thread: Thread | None, origin: Origin
+    ) -> SenderCheck:
         signed = thread is not None and thread.addressed_to_sender
-        trusted = self.settings.security.trusted_authserv_id
-        return check_sender(mail, trusted, signed_reply=signed)
+        return check_sender(mail, self._trusted_server(origin), signed_reply=signed)
+
+    def _trusted_server(self, origin: Origin) -> str | None:
+        # Each inbox may sit with another provider, whose server writes the
+        # header; imported mail has only the office-wide setting.
+        office_wide = self.settings.security.trusted_authserv_id
+        try:
+            account = self.settings.account(origin.account)
+        except KeyError:
+            return office_wide
+        return account.trusted_authserv_id or office_wide
 
     def _forged(
         self,

@@ -50,10 +50,32 @@ def test_only_our_servers_aligned_pass_counts(
     assert (check.authentic, check.evidence) == (authentic, evidence)
 
 
-def test_a_foreign_header_above_ours_does_not_hide_our_verdict() -> None:
+def test_a_header_naming_our_server_below_the_top_is_the_senders_own() -> None:
+    # Trial 28: the real receiving server (another provider) wrote the top
+    # header; the sender had added one in our server's name below it.
     check = _check(
-        "mx.attacker.example; dkim=pass header.d=porong.example.go.id",
+        "mail.sidoarjokab.go.id; dkim=none; spf=fail smtp.mailfrom=evil.example",
+        f"{TRUSTED}; dkim=pass header.d=porong.example.go.id",
+    )
+
+    assert check == SenderCheck(
+        False, (), "topmost Authentication-Results is not our server's"
+    )
+
+
+def test_our_servers_fail_on_top_is_not_undone_by_a_pass_below() -> None:
+    check = _check(
         f"{TRUSTED}; dkim=fail header.d=porong.example.go.id",
+        f"{TRUSTED}; dkim=pass header.d=porong.example.go.id",
+    )
+
+    assert check == SenderCheck(False, (), "neither DKIM nor SPF passed, aligned")
+
+
+def test_a_quoted_local_part_cannot_write_a_result_of_its_own() -> None:
+    check = _check(
+        f"{TRUSTED}; spf=pass "
+        'smtp.mailfrom="x;dkim=pass header.d=porong.example.go.id x"@evil.example'
     )
 
     assert check == SenderCheck(False, (), "neither DKIM nor SPF passed, aligned")

@@ -365,7 +365,10 @@ def test_a_forged_staff_sender_changes_nothing(
     ]
     assert [(e["action"], e["detail"]) for e in view["history"][1:]] == [
         ("forged_sender", "neither DKIM nor SPF passed, aligned; evidence: none"),
-        ("forged_sender", "no Authentication-Results of ours; evidence: none"),
+        (
+            "forged_sender",
+            "topmost Authentication-Results is not our server's; evidence: none",
+        ),
         ("note", "asli"),
         ("status", "received -> in_progress"),
     ]

@@ -121,10 +121,14 @@ class Desk:
             assert ticket is not None
             return [(e.actor, e.action) for e in ticket.events]
 
-    def reply(self, sender: str, body: str, in_reply_to: str = "") -> Outcome:
+    def reply(
+        self, sender: str, body: str, in_reply_to: str = "", *, results: str = ""
+    ) -> Outcome:
         self.count += 1
         self.clock.moment += timedelta(minutes=5)
         message = EmailMessage()
+        if results:
+            message["Authentication-Results"] = results
         message["From"] = sender
         message["To"] = OFFICE
         message["Subject"] = f"Re: [{self.ticket().reference}] Pengaduan baru"
@@ -847,6 +851,30 @@ def test_a_forged_staff_reply_is_counted_for_the_digest(
         "acknowledgement",
         "unit_notification",
         "unit_notification",
+    ]
+
+
+def test_an_account_names_the_server_whose_verdict_counts_for_its_mail(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk(
+        '[[accounts]]\nname = "dinas"\nhost = "mail.sidoarjokab.go.id"\n'
+        'port = 993\nusername = "porong@sidoarjokab.go.id"\n'
+        'password_env = "MAILBOT_DINAS_PASSWORD"\n'
+        'trusted_authserv_id = "mail.sidoarjokab.go.id"\n'
+    )
+    passed = "mail.sidoarjokab.go.id; dkim=pass header.d=porong.example.go.id"
+    gmail = "mx.google.com; dkim=pass header.d=porong.example.go.id"
+
+    outcomes = [
+        desk.reply(EKBANG, "#catatan lewat server dinas", results=passed),
+        desk.reply(EKBANG, "#catatan klaim server lain", results=gmail),
+        desk.reply(EKBANG, "#catatan tanpa header"),
+    ]
+
+    assert outcomes == [Outcome.STAFF, Outcome.FORGED, Outcome.FORGED]
+    assert [detail for _, action, detail in desk.history() if action == "note"] == [
+        "lewat server dinas"
     ]
 
 

@@ -62,6 +62,12 @@ def check(context: Context, connect: bool) -> None:
                 f"warning: unit {unit.code} has no emails and no [[staff]]: "
                 "nobody is told of its tickets"
             )
+    for account in settings.accounts:
+        if not (account.trusted_authserv_id or settings.security.trusted_authserv_id):
+            click.echo(
+                f"warning: account {account.name} has no trusted_authserv_id: a "
+                "staff address in From is enough to run commands"
+            )
     problems = _problems(settings)
     for problem in problems:
         click.echo(f"problem: {problem}")
