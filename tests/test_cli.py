@@ -81,6 +81,27 @@ def test_check_warns_of_a_unit_nobody_hears_about(tmp_path: Path) -> None:
     ]
 
 
+def test_check_warns_of_an_account_where_a_staff_from_is_enough(
+    tmp_path: Path,
+) -> None:
+    account = 'port = 993\nusername = "x@example.go.id"\npassword_env = "P"\n'
+    config = tmp_path / "mailbot.toml"
+    config.write_text(
+        f'[storage]\ndata_dir = "{tmp_path}"\n'
+        f'[[accounts]]\nname = "dinas"\nhost = "imap.example.go.id"\n{account}'
+        f'[[accounts]]\nname = "gmail"\nhost = "imap.gmail.com"\n{account}'
+        'trusted_authserv_id = "mx.google.com"\n',
+        "utf-8",
+    )
+
+    done = mailbot(config, "check", check=False)
+
+    assert [line for line in done.stdout.splitlines() if "account " in line] == [
+        "warning: account dinas has no trusted_authserv_id: a staff address in From "
+        "is enough to run commands",
+    ]
+
+
 def test_send_refuses_to_start_without_its_secret(tmp_path: Path) -> None:
     config = tmp_path / "mailbot.toml"
     config.write_text(
