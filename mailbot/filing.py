@@ -90,13 +90,7 @@ class Filing:
 
         related: list[Related] = []
         if thread is not None and not self._may_join(thread, mail):
-            on_commit(
-                session,
-                log.info,
-                "ticket %s: a letter of it came back from someone else; new ticket",
-                thread.ticket.reference,
-            )
-            related.append(Related.answered_elsewhere(thread.ticket.reference))
+            related.append(self._stranger_in(session, thread))
             thread = None
         if staff:
             check = self._check_staff(mail, thread, origin)
@@ -119,12 +113,30 @@ class Filing:
             )
 
     def _may_join(self, thread: Thread, mail: ParsedMail) -> bool:
-        # A letter of ours forwarded to a third person: as with a reference
-        # typed into a subject, only the complainant and staff join the ticket.
-        if thread.link != Link.SIGNED_ID or thread.addressed_to_sender:
+        # A letter of ours forwarded to a third person, or a reply-all by
+        # someone the complainant copied: as with a reference typed into a
+        # subject (checked in threads), only the complainant and staff join.
+        if thread.link in (Link.SUBJECT, Link.MISTYPED_SUBJECT):
+            return True
+        if thread.link == Link.SIGNED_ID and thread.addressed_to_sender:
             return True
         writers = {mail.sender_address, complainant_address(mail)}
         return thread.ticket.complainant_email in writers or bool(writers & self.staff)
+
+    def _stranger_in(self, session: Session, thread: Thread) -> Related:
+        reference = thread.ticket.reference
+        if thread.link == Link.SIGNED_ID:
+            what, related = "a letter of it came back", Related.answered_elsewhere
+        else:
+            what, related = "a reply in its conversation came", Related.in_conversation
+        on_commit(
+            session,
+            log.info,
+            "ticket %s: %s from someone else; new ticket",
+            reference,
+            what,
+        )
+        return related(reference)
 
     def _received(
         self, mail: ParsedMail, archived: ArchivedMail, at: datetime

@@ -63,6 +63,14 @@ class Related:
         )
 
     @classmethod
+    def in_conversation(cls, reference: str) -> Related:
+        return cls(
+            reference,
+            "membalas percakapan pengaduan tersebut, tetapi dari alamat lain",
+            f"replies in the conversation of {reference} from another address",
+        )
+
+    @classmethod
     def mentioned(cls, reference: str) -> Related:
         return cls(reference, "disebut dalam pesan", f"mentions {reference}")
 

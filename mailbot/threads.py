@@ -4,7 +4,8 @@ In order of certainty: one of our signed Message-IDs in In-Reply-To/References;
 any known Message-ID of a ticket there; a reference in the subject, which only
 counts for the ticket's own complainant (a stranger who types a reference must
 never reach, or learn anything of, that ticket). Filing applies the same rule to
-a signed id whose letter went to someone other than the sender.
+a known Message-ID, and to a signed id whose letter went to someone other than
+the sender.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mailbot.models import Message, Ticket
 from mailbot.parsing import ParsedMail
 from mailbot.pending import pending_rows
 from mailbot.references import find_references
+from mailbot.screening import complainant_address
 from mailbot.signing import Signer
 
 # Reply and forward prefixes of the mail clients staff and citizens use.
@@ -105,9 +107,10 @@ def find_thread(
     ``staff`` are the addresses that may also thread by the subject's reference.
     """
     cited = _cited_ids(mail)
+    writers = {mail.sender_address, complainant_address(mail)}
     return (
         _by_signed_id(session, mail, cited, signer)
-        or _by_message_id(session, cited)
+        or _by_message_id(session, cited, writers)
         or _by_subject(session, mail, prefix, staff)
     )
 
@@ -132,27 +135,31 @@ def _by_signed_id(
     return None
 
 
-def _by_message_id(session: Session, cited: list[str]) -> Thread | None:
+def _by_message_id(
+    session: Session, cited: list[str], writers: Collection[str]
+) -> Thread | None:
     # The newest kept message among the cited ones names the ticket, whatever
-    # the order of the headers; only the newest ids count, as a bound.
+    # the order of the headers; only the newest ids count, as a bound. When a
+    # cited id is on several tickets (someone reused it), the ticket of the
+    # writer's own complaint wins.
     wanted = cited[:CITED_IDS_LIMIT]
     if not wanted:
         return None
     # A message of this batch is newer than any the database holds, and the
     # notes keep the batch's messages in the order they were added.
     pending, newest = pending_rows(session).messages, set(wanted)
-    for message_id, pending_ticket in reversed(pending.items()):
-        if message_id in newest:
-            return Thread(pending_ticket, Link.MESSAGE_ID, False)
-
-    ticket = session.scalar(
+    found = [t for i, t in reversed(pending.items()) if i in newest]
+    found += session.scalars(
         select(Ticket)
         .join(Message, Message.ticket_id == Ticket.id)
         .where(Message.message_id.in_(wanted))
         .order_by(Message.id.desc())
-        .limit(1)
+        .limit(CITED_IDS_LIMIT)
     )
-    return Thread(ticket, Link.MESSAGE_ID, False) if ticket is not None else None
+    if not found:
+        return None
+    own = next((t for t in found if t.complainant_email in writers), found[0])
+    return Thread(own, Link.MESSAGE_ID, False)
 
 
 def _by_subject(

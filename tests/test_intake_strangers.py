@@ -154,3 +154,72 @@ def test_an_automatic_reply_from_someone_else_is_not_attached(app: App) -> None:
 
     assert (result.outcome, result.reference) == (Outcome.AUTOMATIC, None)
     assert _ticket(app, first.reference)[1] == 2
+
+
+def _events(app: App, reference: str) -> list[tuple[str, str]]:
+    with app.sessions() as session:
+        ticket = session.scalars(
+            select(Ticket).where(Ticket.reference == reference)
+        ).one()
+        return [(e.action, e.detail) for e in ticket.events]
+
+
+def test_someone_copied_who_replies_to_all_gets_a_ticket_of_their_own(
+    app: App,
+) -> None:
+    # Trial 28: Rina copied her neighbour, whose reply-all cites her message.
+    rina = app.intake.receive(
+        _mail("Rina <rina@example.com>", "Bantuan belum diterima", "rina-1@example.com"),
+        FROM_CITIZEN,
+    )
+    assert rina.reference is not None
+    before = _ticket(app, rina.reference)
+
+    neighbour = app.intake.receive(
+        _reply_to("Tetangga <tetangga@example.net>", "rina-1@example.com", "t-1@x"),
+        FROM_CITIZEN,
+    )
+    again = app.intake.receive(
+        _reply_to("Rina <rina@example.com>", "rina-1@example.com", "rina-2@x"),
+        FROM_CITIZEN,
+    )
+
+    assert neighbour.outcome == Outcome.TICKET
+    assert neighbour.reference not in (None, rina.reference)
+    assert _events(app, str(neighbour.reference))[1] == (
+        "linked",
+        f"replies in the conversation of {rina.reference} from another address",
+    )
+    assert (again.outcome, again.reference) == (Outcome.FOLLOW_UP, rina.reference)
+    assert _ticket(app, rina.reference) == (
+        "received",
+        before[1] + 1,
+        "rina@example.com",
+        "Bantuan belum diterima",
+    )
+
+
+def test_a_reused_message_id_does_not_take_the_real_writers_follow_ups(
+    app: App,
+) -> None:
+    sari = app.intake.receive(
+        _mail("Sari <sari@example.com>", "Jalan berlubang", "sari-1@example.com"),
+        FROM_CITIZEN,
+    )
+    thief = app.intake.receive(
+        _mail("Penipu <penipu@example.net>", "Info lain", "sari-1@example.com"),
+        FROM_CITIZEN,
+    )
+
+    follow_up = app.intake.receive(
+        _reply_to("Sari <sari@example.com>", "sari-1@example.com", "sari-2@x"),
+        FROM_CITIZEN,
+    )
+
+    assert thief.outcome == Outcome.TICKET
+    assert thief.reference not in (None, sari.reference)
+    assert (follow_up.outcome, follow_up.reference) == (
+        Outcome.FOLLOW_UP,
+        sari.reference,
+    )
+    assert _ticket(app, str(thief.reference))[1] == 2
