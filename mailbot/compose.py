@@ -18,6 +18,7 @@ from email.utils import format_datetime, formataddr
 from mailbot.rendering import Rendered
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_UNSENDABLE = re.compile(r"[\x00-\x20\x7f<>]")
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,11 @@ def compose(
     ]
     if letter.reply_to:
         headers.append(("Reply-To", letter.reply_to))
-    if letter.in_reply_to:
+    if _sendable_id(letter.in_reply_to):
         headers.append(("In-Reply-To", f"<{letter.in_reply_to}>"))
-    if letter.references:
-        headers.append(("References", _references(letter.references)))
+    references = tuple(r for r in letter.references if _sendable_id(r))
+    if references:
+        headers.append(("References", _references(references)))
     headers.append(("Auto-Submitted", letter.auto_submitted))
     # Asks Exchange and Outlook not to answer with out-of-office replies.
     headers.append(("X-Auto-Response-Suppress", "All"))
@@ -114,6 +116,16 @@ def _encoded(value: str) -> str:
     charset = "us-ascii" if value.isascii() else "utf-8"
     header = Header(value, charset, maxlinelen=76, header_name="Subject")
     return header.encode(linesep="\r\n")
+
+
+def _sendable_id(message_id: str) -> bool:
+    # Letters go out without SMTPUTF8: an id written in UTF-8 (EAI mail) or
+    # holding spaces cannot be cited, and the letter goes out without it.
+    return (
+        bool(message_id)
+        and message_id.isascii()
+        and _UNSENDABLE.search(message_id) is None
+    )
 
 
 def _references(ids: tuple[str, ...]) -> str:

@@ -701,3 +701,27 @@ def test_a_long_complaint_is_cut_in_the_staff_notice_only() -> None:
 )
 def test_letters_greet_without_a_second_honorific(name: str, greeted: str) -> None:
     assert greeting_name(name) == greeted
+
+
+def test_a_message_id_in_utf8_opens_a_ticket_whose_letters_leave_it_out(
+    app: App,
+) -> None:
+    # Trial 28: an EAI sender's ids stopped the acknowledgement, and intake.
+    raw = _mail(
+        "Siti <siti@example.com>",
+        "Lampu jalan mati",
+        "Lampu jalan mati sejak kemarin.",
+        "jalán-rusák@warga.example",
+        "References: <ñ@x.example> <ok-1@warga.example>\n",
+    )
+
+    outcome, reference = _receive(app, raw)
+
+    with app.sessions() as session:
+        ack = session.scalars(
+            select(OutboxItem).where(OutboxItem.kind == "acknowledgement")
+        ).one()
+    letter = email.message_from_bytes(ack.raw, policy=default)
+    assert (outcome, reference) == (Outcome.TICKET, "PRG-2026-000001-5")
+    assert letter["In-Reply-To"] is None
+    assert str(letter["References"]) == "<ok-1@warga.example>"
