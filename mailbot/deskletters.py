@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.compose import Letter
 from mailbot.config import StaffConfig
-from mailbot.letters import Correspondence, Received, notice_text
+from mailbot.letters import Correspondence, Received, citizen_subject, notice_text
 from mailbot.models import Direction, Message, OutboxItem, Ticket
 
 
@@ -51,7 +51,8 @@ class DeskLetters:
             session,
             ticket,
             "final_response",
-            subject=f"[{ticket.reference}] Tanggapan atas pengaduan: {ticket.subject}",
+            subject=f"[{ticket.reference}] Tanggapan atas pengaduan: "
+            f"{citizen_subject(ticket.subject)}",
             fields=fields,
             now=now,
         )
@@ -67,7 +68,7 @@ class DeskLetters:
             ticket,
             "rejection",
             subject=f"[{ticket.reference}] Pengaduan tidak dapat diproses: "
-            f"{ticket.subject}",
+            f"{citizen_subject(ticket.subject)}",
             fields=fields,
             now=now,
         )
@@ -212,6 +213,7 @@ class DeskLetters:
     def _citizen_fields(self, ticket: Ticket) -> dict[str, Any]:
         fields = self.letters.ticket_fields(ticket)
         fields.update(
+            subject=citizen_subject(ticket.subject),
             inbox_address=ticket.inbox_address,
             reopen_days=self.settings.workflow.reopen_days,
         )

@@ -210,11 +210,14 @@ class Correspondence:
         fields: dict[str, Any],
     ) -> OutboxItem:
         # An automatic answer to the complainant's own message, threaded under it.
+        subject = citizen_subject(ticket.subject)
         letter = Letter(
             kind=kind,
             to=(ticket.complainant_email,),
-            subject=f"[{ticket.reference}] {title}: {ticket.subject}",
-            body=self.renderer.render(f"citizen/{kind}", fields),
+            subject=f"[{ticket.reference}] {title}: {subject}",
+            body=self.renderer.render(
+                f"citizen/{kind}", {**fields, "subject": subject}
+            ),
             reply_to=ticket.inbox_address,
             in_reply_to=received.message_id,
             references=(*received.mail.references, received.message_id),
@@ -310,6 +313,11 @@ def notice_text(text: str) -> str:
 
 # Honorifics people put in their own display name; the templates greet with
 # "Bapak/Ibu" already, and "Bapak/Ibu Pak Budi" reads as a mistake.
+# Letters, with the marks, spaces and punctuation of names; no digits or links.
+_NAME = re.compile(r"[^\W\d_]+(?:[ .,'\u2019()-]+[^\W\d_]*)*")
+_LINK = re.compile(r"(?:[a-z][a-z0-9+.-]*://|www\.)\S*", re.IGNORECASE)
+MAX_NAME_CHARS = 60
+MAX_NAME_WORDS = 8
 _HONORIFICS = re.compile(
     r"^(?:(?:bapak|bpk|pak|ibu|bu|sdr|sdri|saudara|saudari)\.?\s+)+", re.IGNORECASE
 )
@@ -331,6 +339,12 @@ def greeting_name(name: str) -> str:
     written all in capitals or all in lower case.
     """
     name = " ".join(name.split())
+    if not _looks_like_a_name(name):
+        # Anyone can write a display name: a long one, or one with a link or
+        # digits, would make the office's letter carry the sender's message to
+        # whatever address they give.
+        return ""
+
     bare = _HONORIFICS.sub("", name).strip() or name
     family, comma, given = bare.partition(",")
     if comma and given.strip() and not _titles(given):
@@ -338,6 +352,23 @@ def greeting_name(name: str) -> str:
     if bare.isupper() or bare.islower():
         bare = bare.title()
     return bare
+
+
+def _looks_like_a_name(name: str) -> bool:
+    return (
+        len(name) <= MAX_NAME_CHARS
+        and len(name.split()) <= MAX_NAME_WORDS
+        and _NAME.fullmatch(name) is not None
+    )
+
+
+def citizen_subject(subject: str) -> str:
+    """A ticket's subject as letters to the complainant repeat it: no links.
+
+    The subject is the sender's text; a link in it would reach whatever address
+    the sender gave, in a letter from the office.
+    """
+    return _LINK.sub("[tautan]", subject)
 
 
 def _titles(text: str) -> bool:

@@ -697,6 +697,12 @@ def test_a_long_complaint_is_cut_in_the_staff_notice_only() -> None:
         ("Budi Santoso, SH", "Budi Santoso, SH"),
         ("Dr. Ir. Hendra, M.Si.", "Dr. Ir. Hendra, M.Si."),
         ("Ahmad bin Yusuf", "Ahmad bin Yusuf"),
+        ("Siti Nur\u2019aini", "Siti Nur\u2019aini"),
+        # Not names: a message in the display name, digits, a link.
+        ("Warga. PENTING: Bantuan BPNT Anda DIBLOKIR. Verifikasi PIN ATM", ""),
+        ("Budi 081234567890", ""),
+        ("https://bpnt-porong.evil.example", ""),
+        ("Ahmad Budi Candra Dewi Eko Fajar Gita Hadi Indra", ""),
     ],
 )
 def test_letters_greet_without_a_second_honorific(name: str, greeted: str) -> None:
@@ -725,3 +731,35 @@ def test_a_message_id_in_utf8_opens_a_ticket_whose_letters_leave_it_out(
     assert (outcome, reference) == (Outcome.TICKET, "PRG-2026-000001-5")
     assert letter["In-Reply-To"] is None
     assert str(letter["References"]) == "<ok-1@warga.example>"
+
+
+def test_the_office_does_not_repeat_a_senders_link_to_the_complainant(
+    app: App,
+) -> None:
+    # Trial 28: a phishing text as display name and subject came back to the
+    # address in From, in a letter from the office.
+    raw = _mail(
+        '"Warga. PENTING: Bantuan BPNT Anda DIBLOKIR. Verifikasi NIK dan PIN ATM '
+        'di https://bpnt-porong.evil.example" <korban@example.com>',
+        "Verifikasi di https://bpnt-porong.evil.example/login segera",
+        "Bantuan BPNT saya belum cair.",
+        "phish-1@example.net",
+    )
+
+    _receive(app, raw)
+
+    with app.sessions() as session:
+        ack = session.scalars(
+            select(OutboxItem).where(OutboxItem.kind == "acknowledgement")
+        ).one()
+    letter = email.message_from_bytes(ack.raw, policy=default)
+    text = letter.get_body(preferencelist=("plain",)).get_content()
+    text = text.replace("\r\n", "\n")
+    assert str(letter["Subject"]) == (
+        "[PRG-2026-000001-5] Pengaduan diterima: Verifikasi di [tautan] segera"
+    )
+    parts = [p for p in letter.walk() if not p.is_multipart()]
+    assert len(parts) == 2
+    assert not any("evil" in str(p.get_content()) for p in parts)
+    assert "Yth. Bapak/Ibu,\n" in text
+    assert "Perihal         : Verifikasi di [tautan] segera\n" in text

@@ -169,7 +169,9 @@ def test_someone_copied_who_replies_to_all_gets_a_ticket_of_their_own(
 ) -> None:
     # Trial 28: Rina copied her neighbour, whose reply-all cites her message.
     rina = app.intake.receive(
-        _mail("Rina <rina@example.com>", "Bantuan belum diterima", "rina-1@example.com"),
+        _mail(
+            "Rina <rina@example.com>", "Bantuan belum diterima", "rina-1@example.com"
+        ),
         FROM_CITIZEN,
     )
     assert rina.reference is not None
