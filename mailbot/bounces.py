@@ -6,7 +6,9 @@ non-standard ones (Postfix and qmail plain text, Exchange "Undeliverable:",
 "Delivery Status Notification (Failure)"). Finds the outgoing letter by our
 signed Message-ID anywhere in the report, else by the failed recipient and the
 ticket reference; marks that outbox row failed with the server's diagnostic and
-records an event on its ticket. A bounce never opens a ticket.
+records an event on its ticket. Only a letter already sent can come back: anyone
+can write a bounce, and one naming a queued letter must not cancel it. A bounce
+never opens a ticket.
 """
 
 from __future__ import annotations
@@ -172,7 +174,10 @@ def _by_signed_id(
         if signer.read_id(message_id) is None:
             continue
         item = session.scalar(
-            select(OutboxItem).where(OutboxItem.message_id == message_id)
+            select(OutboxItem).where(
+                OutboxItem.message_id == message_id,
+                OutboxItem.status == OutboxStatus.SENT,
+            )
         )
         if item is not None:
             return item
@@ -187,7 +192,9 @@ def _by_recipient(session: Session, bounce: Bounce) -> OutboxItem | None:
         items = session.scalars(
             select(OutboxItem)
             .join(Ticket, Ticket.id == OutboxItem.ticket_id)
-            .where(Ticket.reference == reference)
+            .where(
+                Ticket.reference == reference, OutboxItem.status == OutboxStatus.SENT
+            )
             .order_by(OutboxItem.id.desc())
         )
         for item in items:

@@ -106,6 +106,28 @@ def test_bounce_marks_the_acknowledgement_failed(
     assert kinds == ["complaint", "acknowledgement", "bounce"]
 
 
+@pytest.mark.parametrize(
+    "name", ["bounce-dsn-multipart-report.eml", "bounce-qmail-plain.eml"]
+)
+def test_a_bounce_of_a_letter_not_yet_sent_cancels_nothing(
+    app: App, name: str
+) -> None:
+    # Trial 28: anyone can write a bounce; one for a letter still waiting in
+    # the outbox (an SMTP outage) had marked it failed before it was sent.
+    result = app.intake.receive(COMPLAINT, FROM_CITIZEN)
+    assert result.reference is not None
+    with app.sessions() as session:
+        message_id = session.scalars(select(OutboxItem.message_id)).one()
+
+    app.intake.receive(_bounce(name, result.reference, message_id), FROM_CITIZEN)
+    report = deliver_due(app.sessions, CollectingTransport(), SMTP, app.clock)
+
+    assert report.sent == 1
+    outbox, history = _outbox_and_history(app)
+    assert outbox == ("sent", "250 2.0.0 accepted as 1")
+    assert history == [("created", "unit umum")]
+
+
 def test_delayed_report_leaves_the_letter_sent(app: App) -> None:
     reference, message_id = _acknowledged(app)
     raw = _bounce("bounce-dsn-delayed.eml", reference, message_id)
