@@ -360,7 +360,10 @@ class Filing:
         received = replace(received, text=new_text(received.text))
         keep(session, ticket, inbound, received, kind="staff_reply")
 
-        done = self.desk.handle(session, ticket, staff, received, self.clock.now())
+        now = self.clock.now()
+        done = self.desk.handle(
+            session, ticket, staff, received, now, answers=thread.letter_kind
+        )
         inbound.status, inbound.ticket = InboundStatus.FOLLOW_UP, ticket
         on_commit(
             session,

@@ -63,12 +63,19 @@ class StaffDesk:
         staff: StaffConfig,
         received: Received,
         now: datetime,
+        *,
+        answers: str = "",
     ) -> DeskResult:
-        """Carry out a staff reply's commands, or refuse them all and say why."""
+        """Carry out a staff reply's commands, or refuse them all and say why.
+
+        ``answers`` is the kind of our letter the reply answers, when known.
+        """
         instructions = read_commands(received.text)
         turn = _Turn(self, session, ticket, staff=staff, received=received, now=now)
         if not instructions.invocations and not instructions.problems:
-            return turn.untagged()
+            # The sender was told how to answer in the letter they reply to: a
+            # second hint would start a loop with an out-of-office responder.
+            return turn.untagged(hint=answers != "command_reply")
 
         problems = [*instructions.problems, *self._refusals(instructions, turn)]
         if problems:
@@ -407,11 +414,12 @@ class _Turn:
             "menerimanya."
         )
 
-    def untagged(self) -> DeskResult:
-        """A reply without a tag: kept as a note, and the sender told how to answer."""
+    def untagged(self, *, hint: bool) -> DeskResult:
+        """A reply without a tag: kept as a note; the sender told how to answer."""
         self._event("note", self.received.text)
         self._start()
-        self.answer_to_staff.lines.append(NO_TAG_HINT)
+        if hint:
+            self.answer_to_staff.lines.append(NO_TAG_HINT)
         self.actions.append("note")
         return self.finish()
 

@@ -109,9 +109,7 @@ def test_bounce_marks_the_acknowledgement_failed(
 @pytest.mark.parametrize(
     "name", ["bounce-dsn-multipart-report.eml", "bounce-qmail-plain.eml"]
 )
-def test_a_bounce_of_a_letter_not_yet_sent_cancels_nothing(
-    app: App, name: str
-) -> None:
+def test_a_bounce_of_a_letter_not_yet_sent_cancels_nothing(app: App, name: str) -> None:
     # Trial 28: anyone can write a bounce; one for a letter still waiting in
     # the outbox (an SMTP outage) had marked it failed before it was sent.
     result = app.intake.receive(COMPLAINT, FROM_CITIZEN)

@@ -878,6 +878,24 @@ def test_an_account_names_the_server_whose_verdict_counts_for_its_mail(
     ]
 
 
+def test_an_untagged_answer_to_a_system_reply_gets_no_second_hint(
+    desk: Desk,
+) -> None:
+    # Trial 28: an out-of-office responder that writes like a person would
+    # answer every hint with another untagged reply.
+    away = "Saya sedang cuti sampai 7 Desember."
+    desk.reply(EKBANG, away)
+    (hint,) = desk.message_ids("command_reply")
+
+    desk.reply(EKBANG, away, in_reply_to=hint)
+    desk.reply(EKBANG, away, in_reply_to=hint)
+
+    assert desk.message_ids("command_reply") == [hint]
+    assert "TIDAK dikirim kepada pengadu" in desk.last_text("command_reply")
+    notes = [detail for _, action, detail in desk.history() if action == "note"]
+    assert notes == [away, away, away]
+
+
 def test_an_answer_and_a_rejection_in_one_reply_are_refused(desk: Desk) -> None:
     desk.reply(OPERATOR, "#tanggapan sudah\n#tolak bukan wewenang")
 
