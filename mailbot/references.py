@@ -33,7 +33,9 @@ _DAMM = (
     (2, 5, 8, 1, 4, 3, 6, 7, 9, 0),
 )
 
-_PATTERN = re.compile(r"\b([A-Za-z]{2,6})-(\d{4})-(\d{6})-(\d)\b")
+# ASCII digits only: "\d" would also read Arabic-Indic or full-width digits.
+_PATTERN = re.compile(r"\b([A-Za-z]{2,6})-([0-9]{4})-([0-9]{6})-([0-9])\b", re.ASCII)
+_BRACKETED = re.compile(rf"\[\s*{_PATTERN.pattern}\s*\]|{_PATTERN.pattern}", re.ASCII)
 _SEQ_LIMIT = 999_999
 
 
@@ -86,6 +88,17 @@ def find_references(text: str, prefix: str, *, checked: bool = True) -> list[Ref
         if reference is not None and reference.prefix == prefix:
             found.append(reference)
     return found
+
+
+def without_references(text: str, prefix: str) -> str:
+    """The text with every reference of this prefix taken out, in any case,
+    bracketed or not, with a right check digit or a wrong one."""
+
+    def cut(match: re.Match[str]) -> str:
+        named = match.group(1) or match.group(5)
+        return " " if named.upper() == prefix else match.group(0)
+
+    return _BRACKETED.sub(cut, text)
 
 
 def _from_match(match: re.Match[str], *, checked: bool = True) -> Reference | None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from mailbot.models import Message, Ticket
 from mailbot.parsing import ParsedMail
 from mailbot.pending import pending_rows
-from mailbot.references import find_references
+from mailbot.references import find_references, without_references
 from mailbot.screening import complainant_address
 from mailbot.signing import Signer
 
@@ -50,9 +50,7 @@ def base_subject(subject: str, prefix: str) -> str:
     A new ticket must not carry another ticket's reference, even one its sender
     typed: the reference would then travel in our letters about the new ticket.
     """
-    cleaned = subject
-    for reference in find_references(subject, prefix):
-        cleaned = cleaned.replace(f"[{reference}]", " ").replace(str(reference), " ")
+    cleaned = without_references(subject, prefix)
     while True:
         shorter = _OUR_TITLES.sub("", _PREFIXES.sub("", cleaned.strip()))
         if shorter == cleaned:

@@ -627,7 +627,16 @@ def test_info_logs_carry_no_citizen_address_subject_or_body(
         ("Re: [PRG-2026-000001-5] Jalan berlubang", "Jalan berlubang"),
         ("Bls: RE: Fwd: Lampu mati", "Lampu mati"),
         ("TR: PRG-2026-000001-5 lampu", "lampu"),
-        ("Re: [PRG-2026-000001-4] salah digit", "[PRG-2026-000001-4] salah digit"),
+        # A wrong check digit, lower case, spaces in the brackets: all ours.
+        ("Re: [PRG-2026-000001-4] salah digit", "salah digit"),
+        ("re: prg-2026-000001-5 lampu", "lampu"),
+        ("Re: [ PRG-2026-000001-5 ] lampu", "lampu"),
+        # Another office's reference, and one in Arabic-Indic digits, are text.
+        ("SDA-2026-000001-5 lampu", "SDA-2026-000001-5 lampu"),
+        (
+            "[PRG-\u0662\u0660\u0662\u0666-000001-5] lampu",
+            "[PRG-\u0662\u0660\u0662\u0666-000001-5] lampu",
+        ),
         ("Resepsi pernikahan berisik", "Resepsi pernikahan berisik"),
         (
             "Re: [PRG-2026-000001-5] Pengaduan diterima: jalan rusak",

@@ -66,6 +66,12 @@ def test_find_references_skips_wrong_check_digits_and_other_prefixes() -> None:
     assert [str(r) for r in found] == ["PRG-2026-000123-8"]
 
 
+def test_references_are_written_in_ascii_digits_only() -> None:
+    subject = "PRG-\u0662\u0660\u0662\u0666-000123-8 PRG-２０２６-000123-8"
+
+    assert find_references(subject, "PRG", checked=False) == []
+
+
 def test_unchecked_references_are_read_with_their_right_check_digit() -> None:
     subject = "Re: [PRG-2026-000123-8] jalan rusak (PRG-2026-000124-0)"
 
