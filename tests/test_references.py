@@ -67,7 +67,8 @@ def test_find_references_skips_wrong_check_digits_and_other_prefixes() -> None:
 
 
 def test_references_are_written_in_ascii_digits_only() -> None:
-    subject = "PRG-\u0662\u0660\u0662\u0666-000123-8 PRG-\uff12\uff10\uff12\uff16-000123-8"
+    arabic_indic, full_width = "\u0662\u0660\u0662\u0666", "\uff12\uff10\uff12\uff16"
+    subject = f"PRG-{arabic_indic}-000123-8 PRG-{full_width}-000123-8"
 
     assert find_references(subject, "PRG", checked=False) == []
 
