@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from mailbot.archive import ArchivedMail, archive, sync_archive
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ARCHIVE_SYNC_EVERY = 200
+MAX_ADDRESS_CHARS = 254
 # A transaction takes at most this many messages, fewer when they are large:
 # a batch's rows, its letters included, stay in memory until it commits.
 TRANSACTION_MESSAGES = 100
@@ -172,7 +173,7 @@ class Intake:
             log.exception(
                 "message %s from %s failed", archived.sha256[:12], origin.source
             )
-            return self._quarantine(archived, origin, f"{type(exc).__name__}: {exc}")
+            return self._quarantine(archived, origin, failure_reason(exc))
 
     def _in_transaction(
         self, raw: bytes, archived: ArchivedMail, origin: Origin
@@ -293,5 +294,23 @@ def _check_answerable(mail: ParsedMail) -> None:
         raise MessageError("no usable sender address in From")
     # Letters go out without SMTPUTF8, which not every server offers: an
     # address with non-ASCII characters cannot be answered, so staff decide.
-    if not complainant_address(mail).isascii():
+    address = complainant_address(mail)
+    if not address.isascii():
         raise MessageError("sender address has non-ASCII characters; cannot answer it")
+    # RFC 5321 4.5.3.1.3: no server takes a longer path, so no answer could go.
+    if len(address) > MAX_ADDRESS_CHARS:
+        raise MessageError(
+            f"sender address longer than {MAX_ADDRESS_CHARS} characters; "
+            "cannot answer it"
+        )
+
+
+def failure_reason(exc: Exception) -> str:
+    """One line that says why a message failed, for the quarantine list."""
+    # A database error's text is its whole statement: name the driver's error.
+    cause: BaseException = exc
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        cause = exc.orig
+    lines = str(cause).strip().splitlines()
+    name = type(cause).__name__
+    return f"{name}: {lines[0]}" if lines else name

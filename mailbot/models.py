@@ -28,6 +28,25 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
+class Clipped(TypeDecorator[str]):
+    """A String(n) that keeps the first n characters of a longer value.
+
+    For text that comes from mail (a display name, an address, an import path):
+    PostgreSQL refuses what is too long, where SQLite keeps it whole, and a
+    complaint must not be lost over its sender's name.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)[: self.length]
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """A DateTime that refuses naive values and always returns UTC."""
 
@@ -110,8 +129,8 @@ class Ticket(Base):
     status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus), index=True)
     unit_code: Mapped[str] = mapped_column(String(40), index=True)
     matched_keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
-    complainant_email: Mapped[str] = mapped_column(String(320), index=True)
-    complainant_name: Mapped[str] = mapped_column(String(200), default="")
+    complainant_email: Mapped[str] = mapped_column(Clipped(320), index=True)
+    complainant_name: Mapped[str] = mapped_column(Clipped(200), default="")
     subject: Mapped[str] = mapped_column(Text, default="")
     account: Mapped[str] = mapped_column(String(64))
     inbox_address: Mapped[str] = mapped_column(String(320))
@@ -146,7 +165,7 @@ class InboundMail(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     raw_path: Mapped[str] = mapped_column(String(400))
     size: Mapped[int] = mapped_column(BigInteger)
-    source: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(Clipped(200))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     status: Mapped[InboundStatus] = mapped_column(_enum(InboundStatus), index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
@@ -166,7 +185,7 @@ class Message(Base):
     direction: Mapped[Direction] = mapped_column(_enum(Direction))
     kind: Mapped[str] = mapped_column(String(40))
     message_id: Mapped[str] = mapped_column(String(400))
-    sender: Mapped[str] = mapped_column(String(320))
+    sender: Mapped[str] = mapped_column(Clipped(320))
     recipients: Mapped[list[str]] = mapped_column(JSON, default=list)
     subject: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
@@ -186,7 +205,7 @@ class Event(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
-    actor: Mapped[str] = mapped_column(String(320))
+    actor: Mapped[str] = mapped_column(Clipped(320))
     action: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(Text, default="")
 

@@ -266,3 +266,37 @@ def test_kill_between_commit_and_marking_leaves_no_duplicate(
     # Three acknowledgements, three unit notices, one to the ekbang staff member.
     wait_until(lambda: len(smtp_sink.messages) == 7, 5, "seven letters")
     assert len(smtp_sink.messages) == 7
+
+
+def test_a_long_sender_name_is_cut_and_an_unanswerable_address_refused(
+    office: tuple[Path, Inbox, Inbox], dovecot: DovecotServer
+) -> None:
+    # Trial 27: PostgreSQL refused both, and the complaint was lost to an
+    # error whose text held the citizen's data.
+    config, dinas, _ = office
+    name = "Siti Nur " * 26
+    local = "w" * 330
+    for sender in (
+        f"{name.strip()} <siti@example.net>",
+        f"Warga <{local}@example.net>",
+    ):
+        raw = (
+            f"From: {sender}\r\nTo: porong@sidoarjokab.go.id\r\nSubject: Banjir\r\n"
+            f"Message-ID: <{len(sender)}@example.net>\r\n\r\nBanjir di Gedang.\r\n"
+        )
+        dovecot.append(dinas.user, raw.encode())
+
+    polled = mailbot(config, "poll", "--once")
+    listed = mailbot(config, "quarantine", "list")
+
+    assert polled.stdout.splitlines() == [
+        "dinas: 2 fetched (1 quarantined, 1 ticket)",
+        "gmail: 0 fetched",
+    ]
+    [ticket] = tickets_json(config)
+    assert len(ticket["complainant_name"]) == 200
+    assert ticket["complainant_name"] == name.strip()[:200]
+    assert listed.stdout.splitlines()[1].split("  ")[1] == (
+        "sender address longer than 254 characters; cannot answer it"
+    )
+    assert "Siti" not in listed.stdout + listed.stderr

@@ -12,13 +12,16 @@ from email.policy import default
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from mailbot.app import App
 from mailbot.config import parse_settings
+from mailbot.db import make_engine
 from mailbot.errors import MessageError
 from mailbot.importing import read_messages
 from mailbot.inbound import Origin, Outcome
+from mailbot.intake import failure_reason
 from mailbot.letters import NOTICE_TEXT_LIMIT, greeting_name, notice_text
 from mailbot.models import (
     Event,
@@ -772,3 +775,17 @@ def test_the_office_does_not_repeat_a_senders_link_to_the_complainant(
     assert not any("evil" in str(p.get_content()) for p in parts)
     assert "Yth. Bapak/Ibu,\n" in text
     assert "Perihal         : Verifikasi di [tautan] segera\n" in text
+
+
+def test_a_database_error_is_named_without_its_statement_or_parameters(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with engine.connect() as connection, pytest.raises(DBAPIError) as raised:
+        connection.execute(text("SELECT no_such_column WHERE :name"), {"name": "Siti"})
+
+    assert "Siti" not in str(raised.value)
+    assert failure_reason(raised.value) == (
+        "OperationalError: no such column: no_such_column"
+    )
+    assert failure_reason(ValueError("bad\nsecond line")) == "ValueError: bad"
