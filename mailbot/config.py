@@ -178,6 +178,9 @@ class SmtpConfig(_Server):
     # An unreachable server is an outage, not the letter's fault: the letter
     # waits for it this long (Postfix's queue lifetime) whatever its attempts.
     outage_lifetime_hours: Annotated[float, Field(gt=0)] = 120.0
+    # A letter is handed to the server inside its outbox row's transaction,
+    # which PostgreSQL ends after db.IDLE_IN_TRANSACTION_SECONDS (300) idle.
+    timeout_seconds: Annotated[float, Field(gt=0, le=240)] = 60.0
 
     @model_validator(mode="before")
     @classmethod

@@ -41,7 +41,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+# A PostgreSQL session left idle inside a transaction this long is ended by the
+# server, and its row locks with it: a worker frozen mid-transaction (a paused
+# machine, a lost network) would otherwise hold the reference counter, and so
+# the intake of every worker, for as long as it stays frozen. Longer than any
+# step a transaction waits on: an SMTP exchange within its timeout.
+IDLE_IN_TRANSACTION_SECONDS = 300
+# TCP keepalive towards PostgreSQL: a dead server or path shows in about a
+# minute, rather than after the kernel's two hours.
+_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
+def make_engine(
+    url: str, *, idle_in_transaction_seconds: float = IDLE_IN_TRANSACTION_SECONDS
+) -> Engine:
     """An engine for this URL, with SQLite tuned for a mail queue."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -52,7 +70,14 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    idle_ms = int(idle_in_transaction_seconds * 1000)
+    options = f"-c idle_in_transaction_session_timeout={idle_ms}"
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args={"options": options, **_KEEPALIVES},
+    )
 
 
 def _alembic_config(engine: Engine) -> AlembicConfig:

@@ -110,7 +110,7 @@ class Poller:
         if not acquire(
             self.sessions, lease, self.holder, now=self.clock.now(), ttl=self.ttl
         ):
-            log.info("account %s: another poller holds it, skipped", account.name)
+            log.debug("account %s: another poller holds it, skipped", account.name)
             return PollReport(account.name, 0, {}, skipped=True)
         try:
             return self._poll_locked(account, lease)
@@ -123,20 +123,17 @@ class Poller:
         try:
             with self.open_mailbox(account) as box:
                 plan = self._plan(box, account)
-                for batch in plan.batches:
+                for number, batch in enumerate(plan.batches):
+                    if number and not self._still_held(account, lease):
+                        break
                     self._handle_batch(box, account, batch, outcomes)
                     fetched += len(batch)
                     if self.after_batch is not None:
                         self.after_batch()
-                    acquire(
-                        self.sessions,
-                        lease,
-                        self.holder,
-                        now=self.clock.now(),
-                        ttl=self.ttl,
-                    )
-                if plan.first_contact is not None:
-                    self._know_folder(account, *plan.first_contact)
+                else:
+                    # Only a first poll that took all it planned knows the folder.
+                    if plan.first_contact is not None:
+                        self._know_folder(account, *plan.first_contact)
         except MailboxError as exc:
             self._record_error(account, str(exc))
             log.error("account %s: poll failed: %s", account.name, exc)
@@ -155,6 +152,19 @@ class Poller:
             summary or "none",
         )
         return PollReport(account.name, fetched, outcomes)
+
+    def _still_held(self, account: AccountConfig, lease: str) -> bool:
+        # Renewed before each batch. A worker that stalled past its lease (a
+        # paused machine, a blocked database) stops when another has taken
+        # the account over, rather than poll it beside the new holder.
+        now = self.clock.now()
+        if acquire(self.sessions, lease, self.holder, now=now, ttl=self.ttl):
+            return True
+        log.warning(
+            "account %s: another poller took the lease over; this poll stops",
+            account.name,
+        )
+        return False
 
     def _plan(self, box: Mailbox, account: AccountConfig) -> _Plan:
         if self._nothing_new(box, account):

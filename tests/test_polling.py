@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from mailbot.app import App
 from mailbot.config import parse_settings
 from mailbot.imap import Mailbox
-from mailbot.models import InboundMail
+from mailbot.models import InboundMail, Lease
 from mailbot.polling import Poller
 
 
@@ -208,3 +208,36 @@ def test_a_renumbered_folder_is_a_first_poll_again(
     assert (first.fetched, first.outcomes) == (1, {"ticket": 1})
     assert (second.fetched, second.outcomes) == (1, {"ticket": 1})
     assert _tickets(app)[-1] == str(new)
+
+
+def test_a_poller_that_lost_its_lease_stops_at_the_next_batch(
+    tmp_path: Path,
+    dovecot: DovecotServer,
+    imap_user: ImapUser,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Trial 27: a worker frozen past its lease went on polling beside the
+    # worker that had taken the account over.
+    app = _office(tmp_path, dovecot, imap_user, batch_size=2)
+    dovecot.seed(imap_user, [_complaint(n) for n in range(5)])
+    poller = app.poller()
+
+    def taken_over() -> None:
+        with app.sessions.begin() as session:
+            lease = session.get(Lease, "poll:dinas")
+            assert lease is not None
+            lease.holder = "other-host:4242"
+
+    poller.after_batch = taken_over
+    with caplog.at_level(logging.WARNING, logger="mailbot.polling"):
+        report = poller.poll(app.settings.accounts[0])
+
+    assert report.fetched == 2
+    assert _tickets(app) == ["1", "2"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "account dinas: another poller took the lease over; this poll stops"
+    ]
+    with app.sessions() as session:
+        lease = session.get(Lease, "poll:dinas")
+        assert lease is not None
+        assert lease.holder == "other-host:4242"

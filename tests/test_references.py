@@ -3,8 +3,12 @@
 from pathlib import Path
 
 import pytest
+from conftest import fresh_postgres_database
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
-from mailbot.db import open_database
+from mailbot.db import make_engine, open_database
 from mailbot.errors import InvalidReferenceError
 from mailbot.references import (
     Reference,
@@ -103,3 +107,30 @@ def test_allocate_is_gap_free_per_year_and_returns_numbers_on_rollback(
     assert other_year == Reference("PRG", 2027, 1)
     assert after_rollback == Reference("PRG", 2026, 4)
     assert counters == (4, 0)
+
+
+@pytest.mark.postgres
+def test_a_worker_frozen_in_its_transaction_stops_holding_the_counter() -> None:
+    # Trial 27: a stopped worker kept the counter row locked, and so every
+    # other worker's intake, until it was woken. The server now ends the
+    # frozen session; here after one second instead of five minutes.
+    with fresh_postgres_database() as url:
+        open_database(url).kw["bind"].dispose()
+        frozen_engine = make_engine(url, idle_in_transaction_seconds=1)
+        live_engine = make_engine(url)
+        frozen = Session(frozen_engine)
+        frozen.begin()
+        first = allocate(frozen, "PRG", 2026)
+
+        with Session(live_engine) as live, live.begin():
+            # Fails the test instead of hanging it if the lock were kept.
+            live.execute(text("SET LOCAL lock_timeout = '20s'"))
+            taken = allocate(live, "PRG", 2026)
+
+        with pytest.raises(DBAPIError, match="idle-in-transaction timeout"):
+            frozen.commit()
+        frozen.close()
+        frozen_engine.dispose()
+        live_engine.dispose()
+
+    assert (str(first), str(taken)) == ("PRG-2026-000001-5", "PRG-2026-000001-5")
