@@ -461,6 +461,5 @@ def test_an_smtp_timeout_longer_than_a_transaction_may_idle_is_refused() -> None
     message = refusal('[smtp]\nhost = "smtp.example.org"\ntimeout_seconds = 300.0\n')
 
     assert message == (
-        "mailbot.toml: smtp.timeout_seconds: Input should be less than or equal "
-        "to 240"
+        "mailbot.toml: smtp.timeout_seconds: Input should be less than or equal to 240"
     )
