@@ -7,6 +7,7 @@ multi-worker mode. The schema is owned by Alembic migrations in
 
 from __future__ import annotations
 
+import fcntl
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,7 +102,16 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str | None]:
-    """Migrate the schema to the newest revision; returns (before, after)."""
+    """Migrate the schema to the newest revision; returns (before, after).
+
+    Several hosts running ``upgrade`` at once take turns: the first migrates,
+    the others find the schema done.
+    """
+    with _migration_lock(engine):
+        return _upgrade(engine)
+
+
+def _upgrade(engine: Engine) -> tuple[str | None, str | None]:
     before = current_revision(engine)
     if before is None:
         _refuse_foreign_tables(engine)
@@ -170,7 +180,7 @@ def _ensure_schema(engine: Engine) -> None:
     with _migration_lock(engine):
         current = current_revision(engine)
         if current is None:
-            upgrade(engine)
+            _upgrade(engine)
         elif current != head_revision(engine):
             _refuse_unknown_revision(engine, current)
             raise ConfigError(
@@ -183,8 +193,9 @@ def _ensure_schema(engine: Engine) -> None:
 def _migration_lock(engine: Engine) -> Iterator[None]:
     # Several workers started together on a new PostgreSQL database would all
     # create the schema at once; the first migrates, the others wait and see it.
-    if engine.dialect.name != "postgresql":
-        yield
+    if engine.dialect.name == "sqlite":
+        with _file_lock(engine.url.database):
+            yield
         return
     with engine.connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
@@ -200,3 +211,18 @@ def single_writer(sessions: SessionFactory) -> bool:
     """Whether the database lets one writer in at a time (SQLite)."""
     bind = sessions.kw["bind"]
     return bool(bind.dialect.name == "sqlite")
+
+
+@contextmanager
+def _file_lock(database: str | None) -> Iterator[None]:
+    # SQLite's own locks are per transaction; a migration is several. flock
+    # is separate from them on Linux, and an empty file is an empty database.
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(database, "ab") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
+from clirun import SIGNING_KEY, write_config
 from sqlalchemy import inspect, text
 
 import mailbot.db
@@ -115,3 +119,32 @@ def test_a_database_of_the_first_release_upgrades_and_keeps_its_tickets(
     )
     assert (before, after) == ("0001", "0002")
     assert [tuple(row) for row in rows] == [("PRG-2026-000001-5", None)]
+
+
+def test_hosts_running_upgrade_at_once_take_turns(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Trial 27: three `upgrade`s at once on a new PostgreSQL left two failing
+    # on a duplicate alembic_version type (ExecStartPre of the service unit).
+    config = write_config(
+        tmp_path / "mailbot.toml",
+        data_dir=tmp_path / "storage",
+        database_url=database_url,
+    )
+    command = [str(Path(sys.executable).with_name("mailbot")), "--config", str(config)]
+    env = {**os.environ, "MAILBOT_TEST_SIGNING_KEY": SIGNING_KEY}
+    running = [
+        subprocess.Popen(
+            [*command, "upgrade"], stdout=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(3)
+    ]
+    said = sorted(process.communicate(timeout=60)[0] for process in running)
+
+    head = head_revision(make_engine(database_url))
+    assert [process.returncode for process in running] == [0, 0, 0]
+    assert said == [
+        f"database schema: {head} -> {head}\n",
+        f"database schema: {head} -> {head}\n",
+        f"database schema: empty -> {head}\n",
+    ]
