@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from email.policy import default
 from pathlib import Path
 
+import pytest
 from clirun import Inbox, account_toml, mailbot, write_config
+from conftest import fresh_postgres_database
 from dovecot import DovecotServer, ImapUser
 from seeding import FixedClock, make_settings
 from servers import LOOPBACK
@@ -18,6 +20,7 @@ from sqlalchemy import select
 
 from mailbot.app import App
 from mailbot.config import SmtpConfig
+from mailbot.db import current_revision, head_revision, make_engine, upgrade
 from mailbot.health import assess
 from mailbot.models import MailboxIncident, MailboxState, OutboxItem
 from mailbot.service import Service, health_watch
@@ -224,7 +227,8 @@ def test_check_connect_logs_into_every_account(
     ok = mailbot(config, "check", "--connect")
     failed = mailbot(broken, "check", "--connect", check=False)
 
-    assert ok.stdout.splitlines()[-2:] == [
+    assert ok.stdout.splitlines()[-3:] == [
+        "database: ok: none yet; created on first use",
         "account dinas: ok: logged in, 1 messages not yet imported",
         f"smtp {LOOPBACK}:{smtp_sink.port}: ok: connected and greeted",
     ]
@@ -232,3 +236,43 @@ def test_check_connect_logs_into_every_account(
     assert "account gmail: FAILED: account gmail: log in failed" in failed.stdout
     # Checking logins on a new machine makes no database and no signing key.
     assert not (tmp_path / "storage").exists()
+
+
+@pytest.mark.postgres
+def test_check_connect_reads_the_database_and_changes_nothing(
+    tmp_path: Path, dovecot: DovecotServer, imap_user: ImapUser
+) -> None:
+    # Trial 27: on PostgreSQL it migrated an empty database, and a database
+    # that was not there stopped it before any login was tried.
+    inbox = Inbox("dinas", imap_user, "porong@sidoarjokab.go.id")
+
+    def checked(url: str) -> list[object]:
+        config = write_config(
+            tmp_path / "mailbot.toml",
+            data_dir=tmp_path / "storage",
+            accounts=[account_toml(dovecot, inbox)],
+            database_url=url,
+        )
+        done = mailbot(config, "check", "--connect", check=False)
+        return [done.returncode, *done.stdout.splitlines()[-2:]]
+
+    with fresh_postgres_database() as url:
+        empty = checked(url)
+        engine = make_engine(url)
+        still_empty = current_revision(engine)
+        upgrade(engine)
+        engine.dispose()
+        migrated = checked(url)
+    missing = checked(url)
+
+    logged_in = "account dinas: ok: logged in, 0 messages not yet imported"
+    assert empty == [
+        0,
+        "database: ok: empty; mailbot upgrade creates the schema",
+        logged_in,
+    ]
+    assert still_empty is None
+    assert migrated == [0, f"database: ok: schema {head_revision(engine)}", logged_in]
+    assert missing[0] == 1
+    assert missing[1].startswith("database: FAILED: OperationalError: connection")
+    assert missing[2] == logged_in

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 from datetime import datetime
+from pathlib import Path
 
 import click
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot import db
 from mailbot.app import open_mailbox
@@ -21,8 +23,9 @@ from mailbot.clock import SystemClock
 from mailbot.config import Settings, require_secrets, secret_keys
 from mailbot.digest import compute_digest, yesterday
 from mailbot.digest_mail import render_digest
-from mailbot.errors import ConfigError, MailbotError
-from mailbot.health import check_connections
+from mailbot.errors import MailbotError
+from mailbot.health import ConnectionCheck, check_connections
+from mailbot.intake import failure_reason
 from mailbot.models import MailboxState
 from mailbot.oauth import TokenSource
 from mailbot.outbox import deliver_due
@@ -119,30 +122,52 @@ def _check_connections(settings: Settings) -> None:
     require_secrets(settings)
     token_sources: dict[str, TokenSource] = {}
     clock = SystemClock()
+    database, last_uids = _database_check(settings)
     checks = check_connections(
         settings,
         lambda account: open_mailbox(account, token_sources, clock),
-        _last_uids(settings),
+        last_uids,
     )
+    checks = [database, *checks]
     for item in checks:
         click.echo(f"{item.name}: {'ok' if item.ok else 'FAILED'}: {item.detail}")
     if not all(item.ok for item in checks):
         raise SystemExit(1)
 
 
-def _last_uids(settings: Settings) -> dict[str, tuple[int, int]]:
-    """Where each account's polling stands, when there is a database yet."""
+def _database_check(
+    settings: Settings,
+) -> tuple[ConnectionCheck, dict[str, tuple[int, int]]]:
+    """Whether the database answers, and where each account's polling stands.
+
+    Reads only: a check creates no database and migrates no schema.
+    """
+    url = make_url(settings.storage.url)
+    if url.get_backend_name() == "sqlite" and not (
+        url.database and Path(url.database).is_file()
+    ):
+        return ConnectionCheck("database", True, "none yet; created on first use"), {}
+
+    engine = db.make_engine(settings.storage.url)
     try:
-        sessions = db.open_database(settings.storage.url, create=False)
-    except ConfigError:
-        return {}
-    with sessions() as session:
-        states = session.execute(
-            select(
-                MailboxState.account, MailboxState.uidvalidity, MailboxState.last_uid
+        revision = db.current_revision(engine)
+        if revision is None:
+            detail = "empty; mailbot upgrade creates the schema"
+            return ConnectionCheck("database", True, detail), {}
+        with engine.connect() as connection:
+            states = connection.execute(
+                select(
+                    MailboxState.account,
+                    MailboxState.uidvalidity,
+                    MailboxState.last_uid,
+                )
             )
-        )
-        return {name: (validity, uid) for name, validity, uid in states}
+            last_uids = {name: (validity, uid) for name, validity, uid in states}
+        return ConnectionCheck("database", True, f"schema {revision}"), last_uids
+    except SQLAlchemyError as exc:
+        return ConnectionCheck("database", False, failure_reason(exc)), {}
+    finally:
+        engine.dispose()
 
 
 @cli.command()
