@@ -429,9 +429,11 @@ class _Turn:
         on_commit(
             self.session,
             log.warning,
-            "ticket %s: staff command refused: %s",
+            # The problems are written in Indonesian for the sender; the log
+            # says how many, and the ticket's history holds them.
+            "ticket %s: staff command refused (%d problems); sender told why",
             self.ticket.reference,
-            "; ".join(problems),
+            len(problems),
         )
         self.answer_to_staff.lines.extend(
             ["Perintah tidak dijalankan; tiket tidak berubah.", *problems]

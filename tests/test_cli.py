@@ -161,7 +161,8 @@ def test_a_mistyped_reference_is_a_usage_error(tmp_path: Path) -> None:
 def test_an_id_no_database_could_hold_is_a_usage_error(tmp_path: Path) -> None:
     config = write_config(tmp_path / "mailbot.toml", data_dir=tmp_path / "storage")
     mailbot(config, "import", str(DATA / "intake-complaint-street-light.eml"))
-    huge = "99999999999999999999999"
+    # Trial 27: 2**31 and above overflowed PostgreSQL's INTEGER.
+    huge = str(2**31)
 
     outbox = mailbot(config, "outbox", "retry", huge, check=False)
     quarantine = mailbot(config, "quarantine", "retry", huge, check=False)
@@ -169,11 +170,11 @@ def test_an_id_no_database_could_hold_is_a_usage_error(tmp_path: Path) -> None:
     assert (outbox.returncode, quarantine.returncode) == (2, 2)
     assert outbox.stderr.splitlines()[-1] == (
         f"Error: Invalid value for '[ID]...': {huge} is not in the range "
-        "1<=x<=9223372036854775807."
+        "1<=x<=2147483647."
     )
     assert quarantine.stderr.splitlines()[-1] == (
         f"Error: Invalid value for 'INBOUND_ID': {huge} is not in the range "
-        "1<=x<=9223372036854775807."
+        "1<=x<=2147483647."
     )
 
 

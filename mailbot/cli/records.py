@@ -25,8 +25,9 @@ from mailbot.views import list_outbox, list_quarantine, list_tickets, show_ticke
 
 log = logging.getLogger(__name__)
 
-# A row ID as the databases store it: a larger number is a typo, not a row.
-ROW_ID = click.IntRange(1, 2**63 - 1)
+# A row ID as the databases store it (INTEGER: 32 bits on PostgreSQL): a
+# larger number is a typo, not a row.
+ROW_ID = click.IntRange(1, 2**31 - 1)
 
 
 @cli.group()
