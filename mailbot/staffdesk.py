@@ -201,6 +201,9 @@ class _Turn:
         self.answer_to_staff = StaffAnswer()
         self.actions: list[str] = []
         self.notes: list[str] = []
+        # What a direct #tanggapan or #tolak sent the complainant, said first
+        # in a system reply that goes to the sender for another reason.
+        self.sent_to_complainant = ""
 
     def _event(self, action: str, detail: str = "") -> None:
         record_event(
@@ -229,6 +232,7 @@ class _Turn:
 
         replaced = pending_draft(self.ticket)
         self._send_response(text)
+        self.sent_to_complainant = "Tanggapan telah dikirim kepada pengadu."
         if replaced is not None:
             # A post that may answer directly did, over a draft still waiting:
             # its author and its approvers stop working on it.
@@ -310,6 +314,7 @@ class _Turn:
         self.letters.rejection(self.session, self.ticket, text, self.now)
         self._event("rejected", text)
         self._status(TicketStatus.REJECTED)
+        self.sent_to_complainant = "Surat penolakan telah dikirim kepada pengadu."
 
     def _for_the_complainant(self, text: str) -> str:
         kept = without_sign_off(text)
@@ -443,6 +448,8 @@ class _Turn:
         return DeskResult((), tuple(problems))
 
     def finish(self) -> DeskResult:
+        if self.answer_to_staff and self.sent_to_complainant:
+            self.answer_to_staff.lines.insert(0, self.sent_to_complainant)
         self._reply()
         return DeskResult(tuple(self.actions), ())
 
