@@ -200,8 +200,12 @@ def _deliver_one(
     item.status = OutboxStatus.SENT
     item.sent_at = clock.now()
     item.last_reply = reply
-    reference = item.ticket.reference if item.ticket is not None else "-"
-    log.info("ticket %s: %s sent (outbox %d)", reference, item.kind, item.id)
+    if item.ticket is not None:
+        log.info(
+            "ticket %s: %s sent (outbox %d)", item.ticket.reference, item.kind, item.id
+        )
+    else:  # the digest and mailbox alerts belong to no ticket
+        log.info("outbox %d: %s sent", item.id, item.kind)
     return OutboxStatus.SENT, False
 
 
