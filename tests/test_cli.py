@@ -255,7 +255,7 @@ def test_tickets_show_tells_the_history_as_staff_read_it(tmp_path: Path) -> None
         "mailbot  created",
         "    unit ekbang (kata kunci: pju, lampu, gelap, pasar)",
         "messages:",
-        "in  complaint",
+        "in  complaint  from budi.santoso@example.com",
         "out  acknowledgement  budi.santoso@example.com",
         "out  unit_notification  ekbang.porong@example.go.id",
         "out  unit_notification  ekbang.staf@porong.example.go.id",

@@ -105,6 +105,9 @@ def _print_ticket(view: dict[str, Any], zone: str) -> None:
         cells = ["", when, message["direction"], message["kind"]]
         if message["direction"] == "out":
             cells.append(", ".join(message["to"]))
+        else:
+            # A follow-up may come from someone the complainant copied.
+            cells.append(f"from {message['from']}")
         click.echo(line_of(*cells))
 
 
