@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-_NIK = re.compile(r"(?<!\d)(\d{6})\d{6}(\d{4})(?!\d)")
+# Sixteen digits, as printed or in the groups people type them in:
+# "3515 0123 4567 0001", "35.15.01.230587.0004", "3515-01-230587-0004".
+_NIK = re.compile(r"(?<![\d.-])\d(?:[ .-]?\d){15}(?![\d]|[.-]\d)")
+_SEPARATORS = re.compile(r"[ .-]")
 _PHONE = re.compile(r"(?<![\d+])((?:\+62[ -]?|62|0)8\d)[\d\- ]{6,11}(\d{2})(?!\d)")
 _KTP_WORDS = re.compile(r"\b(?:e-?ktp|ktp|kartu tanda penduduk)\b", re.IGNORECASE)
 
@@ -24,5 +27,10 @@ def carries_identity(text: str, attachment_names: Iterable[str]) -> bool:
 
 def mask(text: str) -> str:
     """The text with NIKs and phone numbers partly hidden."""
-    text = _NIK.sub(r"\1******\2", text)
+    text = _NIK.sub(_masked_nik, text)
     return _PHONE.sub(r"\1******\2", text)
+
+
+def _masked_nik(match: re.Match[str]) -> str:
+    digits = _SEPARATORS.sub("", match.group(0))
+    return f"{digits[:6]}******{digits[-4:]}"

@@ -16,6 +16,7 @@ from smtpsink import SmtpSink
 from mailbot.app import App
 from mailbot.config import SmtpConfig, load_settings
 from mailbot.errors import DeliveryError, MailboxError
+from mailbot.identity import carries_identity, mask
 from mailbot.imap import Mailbox
 from mailbot.outbox import deliver_due
 from mailbot.redaction import MaskingFilter
@@ -60,6 +61,26 @@ def test_filter_masks_message_arguments_and_tracebacks() -> None:
     assert record.getMessage() == "reason: NIK 351508******0004"
     assert failing.exc_text is not None
     assert failing.exc_text.endswith("ValueError: cannot read 081******90")
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("NIK 3515 0823 0587 0004.", "NIK 351508******0004."),
+        ("NIK: 35.15.08.230587.0004", "NIK: 351508******0004"),
+        ("3515-08-230587-0004", "351508******0004"),
+        # Not sixteen digits: a date, a 17-digit number, an account of 15.
+        ("2026-12-04 12:00", "2026-12-04 12:00"),
+        ("12345678901234567", "12345678901234567"),
+        ("1234 5678 9012 345", "1234 5678 9012 345"),
+    ],
+)
+def test_a_nik_in_the_groups_people_type_is_masked_and_counts(
+    written: str, masked: str
+) -> None:
+    # Trial 28: grouped NIKs were neither masked nor taken as identity.
+    assert mask(written) == masked
+    assert carries_identity(written, []) is (masked != written)
 
 
 def test_cli_log_lines_and_ticket_list_mask_identity_numbers(tmp_path: Path) -> None:
