@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 _CHARSET_LABEL = re.compile(r"[a-z0-9][a-z0-9_.:+-]{0,39}")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
+# Bidi overrides and isolates turn text around on screen ("Trojan Source"), and
+# zero-width spaces hide inside it: a subject could show staff a reference it
+# does not hold. Joiners stay: scripts and emoji need them.
+_INVISIBLE = re.compile("[\u200b\u2060\ufeff\u202a-\u202e\u2066-\u2069]+")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
 _BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
@@ -59,6 +63,9 @@ def one_line(text: str, where: str, notes: list[str]) -> str:
     if _CONTROLS.search(text):
         notes.append(f"control characters removed from {where}")
         text = " ".join(_CONTROLS.sub(" ", text).split())
+    if _INVISIBLE.search(text):
+        notes.append(f"invisible direction or spacing marks removed from {where}")
+        text = " ".join(_INVISIBLE.sub("", text).split())
     return text
 
 

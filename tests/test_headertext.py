@@ -6,6 +6,7 @@ import base64
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mailbot.headertext import header_text
 from mailbot.parsing import Attachment, ParsedMail, parse_message
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -130,3 +131,14 @@ def test_raw_8bit_headers_in_utf8_and_latin1() -> None:
     assert mail.defects == (
         "sender name: bytes do not fit utf-8; read as windows-1252",
     )
+
+
+def test_direction_overrides_and_zero_width_spaces_leave_header_text() -> None:
+    # Trial 28: a subject could show staff a reference it did not hold.
+    notes: list[str] = []
+    subject = "Re: [PRG-2026-0000\u200b02-8] \u202egnoraw\u202c Jalan \u200drusak"
+
+    text = header_text(subject, "subject", notes)
+
+    assert text == "Re: [PRG-2026-000002-8] gnoraw Jalan \u200drusak"
+    assert notes == ["invisible direction or spacing marks removed from subject"]
