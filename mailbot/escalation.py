@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from mailbot.approval import Approval
+from mailbot.approval import Approval, pending_draft
 from mailbot.commitlog import on_commit
 from mailbot.compose import Letter
 from mailbot.config import Settings
@@ -156,7 +156,9 @@ class SlaWatch:
     def _escalate(
         self, session: Session, ticket: Ticket, step: int, now: datetime
     ) -> None:
-        step, passed = self._first_held(step)
+        step, passed = self._first_held(
+            self._above(step, self.approval.awaiting(ticket))
+        )
         role = CHAIN[step - 1]
         recipients = self.settings.staff_with_role(role)
         fields = self._fields(ticket, now)
@@ -195,11 +197,19 @@ class SlaWatch:
         the post being reminded (it would be told it escalates to itself)."""
         if not self.delays:
             return None
-        step, _ = self._first_held(1)
+        step, _ = self._first_held(self._above(1, reminded))
         role = CHAIN[step - 1]
         if role == reminded or not self.settings.staff_with_role(role):
             return None
         return POST_TITLES[role]
+
+    def _above(self, step: int, awaiting: Role | None) -> int:
+        """The step to take while a draft waits for ``awaiting``: the posts up
+        to it cannot move the draft (its author is among them), so an overdue
+        draft goes to the post above, or to the awaited post at the top."""
+        if awaiting not in CHAIN:
+            return step
+        return max(step, min(CHAIN.index(awaiting) + 2, len(self.delays)))
 
     def _first_held(self, step: int) -> tuple[int, list[Role]]:
         """The first step from ``step`` up whose role someone holds, and the roles
@@ -235,9 +245,12 @@ class SlaWatch:
     def _fields(self, ticket: Ticket, now: datetime) -> dict[str, Any]:
         office, sla = self.settings.office, self.settings.sla
         awaiting = self.approval.awaiting(ticket)
+        draft = pending_draft(ticket)
         return {
             "office": {"name": office.name},
             "awaiting": awaiting,
+            # Shown whole: the post it reaches may approve what it has read.
+            "draft": draft.detail if draft is not None else None,
             "awaiting_title": POST_TITLES[awaiting] if awaiting else None,
             "reference": ticket.reference,
             "subject": mask(ticket.subject),

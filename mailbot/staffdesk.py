@@ -130,6 +130,12 @@ class StaffDesk:
                 "diganti. Mohon baca draf terbaru pada permintaan persetujuan "
                 "berikutnya dan balas email itu."
             )
+        if name == "setuju" and not _read_the_pending_draft(turn):
+            return (
+                "#setuju: draf yang menunggu belum dikirim kepada Bapak/Ibu. Mohon "
+                "balas email permintaan persetujuan yang memuat teks draf itu, agar "
+                "yang disetujui adalah teks yang Bapak/Ibu baca."
+            )
         if name == "tanggapan" and self.needs_approval(staff) and pending_draft(ticket):
             # An approval answers the draft its approver read: a second draft
             # while one is out would take approvals meant for the first.
@@ -472,6 +478,35 @@ def _answers_an_older_draft(turn: _Turn) -> bool:
         if m.kind == "approval_request" and m.message_id in cited
     ]
     return draft is not None and any(m.at < draft.at for m in requests)
+
+
+_DRAFT_LETTERS = frozenset({"approval_request", "sla_reminder", "sla_escalation"})
+
+
+def _read_the_pending_draft(turn: _Turn) -> bool:
+    """Whether the approver was sent the pending draft's text, and answers it.
+
+    A reply to another letter of ours (a system reply, the digest) must not
+    approve a draft its sender never saw; a new mail naming the ticket may,
+    from an approver a letter showing the draft went to.
+    """
+    draft = pending_draft(turn.ticket)
+    if draft is None:
+        return False
+    sender = turn.staff.email.lower()
+    # Each of these letters, sent while the draft waited, shows it whole.
+    requests = {
+        m.message_id
+        for m in turn.ticket.messages
+        if m.kind in _DRAFT_LETTERS
+        and m.at >= draft.at
+        and sender in (r.lower() for r in m.recipients)
+    }
+    ours = {m.message_id for m in turn.ticket.messages if m.direction == "out"}
+    answered = [i for i in turn.received.mail.in_reply_to if i in ours]
+    if answered:
+        return any(i in requests for i in answered)
+    return bool(requests)
 
 
 def _scope_reason(scope: Scope) -> str:

@@ -247,9 +247,11 @@ def test_a_draft_waiting_for_approval_reminds_its_approver_not_the_unit(
     watch.sweep(RECEIVED + timedelta(hours=18))
     watch.sweep(DUE + timedelta(hours=2))
 
+    # Trial 30: the draft had reached the Sekcam; an overdue one goes above
+    # it, not back down to the Kasubag who approved it already.
     assert history(app, draft_id) == [
         ("reminder", "approver sekcam: 1 recipients"),
-        ("escalation", "step 1: kasubag_umum, 1 recipients"),
+        ("escalation", "step 3: camat, 1 recipients"),
     ]
     assert history(app, plain_id)[0] == ("reminder", "unit ekbang: 2 recipients")
     with app.sessions() as session:
@@ -260,7 +262,7 @@ def test_a_draft_waiting_for_approval_reminds_its_approver_not_the_unit(
         ).all()
     assert [(kind, to) for kind, to, _ in rows] == [
         ("sla_reminder", ["sekcam@porong.example.go.id"]),
-        ("sla_escalation", ["kasubag@porong.example.go.id"]),
+        ("sla_escalation", ["camat@porong.example.go.id"]),
     ]
     reminder, escalation = (_plain(raw) for _, _, raw in rows)
     assert reminder.startswith(
@@ -268,11 +270,14 @@ def test_a_draft_waiting_for_approval_reminds_its_approver_not_the_unit(
         "Perekonomian dan Pembangunan atas pengaduan PRG-2026-000001-5 menunggu "
         "persetujuan Sekretaris Camat. Batas tanggapan tinggal 6 jam lagi."
     )
-    assert "balas email ini dengan #setuju" in reminder
+    framed = f"Draf tanggapan: {'-' * 60} Lampu diganti Senin. {'-' * 60}"
+    assert framed in reminder
+    assert "Untuk menyetujui draf di atas, balas email ini dengan #setuju" in reminder
     assert (
         "Bila draf belum disetujui sampai batas tersebut, pengaduan ini dieskalasi "
-        "kepada Kasubag Umum dan Kepegawaian." in reminder
+        "kepada Camat." in reminder
     )
+    assert f"Draf tanggapan yang menunggu persetujuan: {framed[16:]}" in escalation
     assert "Tetap cantumkan [PRG-2026-000001-5] pada subjek." in reminder
     assert (
         "belum dijawab kepada pengadu: draf tanggapan Seksi Perekonomian dan "

@@ -23,6 +23,7 @@ from mailbot.config import parse_settings
 from mailbot.digest import compute_digest
 from mailbot.inbound import Origin, Outcome
 from mailbot.models import Event, OutboxItem, Ticket
+from mailbot.service import sla_watch
 from mailbot.views import forged_attempts
 
 WIB = ZoneInfo("Asia/Jakarta")
@@ -342,7 +343,25 @@ approval = ["camat", "kasubag_umum", "sekcam"]
 """
 
 
-def test_a_post_above_the_approvers_may_approve_and_one_below_may_not(
+def _escalated_to(desk: Desk, address: str) -> str:
+    """Sweep until an escalation reaches ``address``; that letter's Message-ID."""
+    watch = sla_watch(desk.app)
+    for _ in range(3):
+        desk.clock.moment += timedelta(days=2)
+        watch.sweep(desk.clock.now())
+        with desk.app.sessions() as session:
+            found = session.scalars(
+                select(OutboxItem.message_id).where(
+                    OutboxItem.kind == "sla_escalation",
+                    OutboxItem.recipients == [address],
+                )
+            ).first()
+        if found is not None:
+            return found
+    raise AssertionError(f"no escalation reached {address}")
+
+
+def test_a_post_above_the_approvers_may_approve_what_it_was_shown(
     make_desk: Callable[[str], Desk],
 ) -> None:
     camat = f'[[staff]]\nemail = "{CAMAT}"\nname = "Camat Porong"\nrole = "camat"\n'
@@ -350,10 +369,16 @@ def test_a_post_above_the_approvers_may_approve_and_one_below_may_not(
     desk.reply(EKBANG, "#tanggapan Lampu diganti Senin.")
 
     desk.reply(OPERATOR, "#setuju")
-    refusal = desk.last_text()
+    below = desk.last_text()
+    # Trial 30: the Camat had never been sent the draft.
     desk.reply(CAMAT, "#setuju")
+    unseen = desk.last_text()
+    escalation = _escalated_to(desk, CAMAT)
+    desk.reply(CAMAT, "#setuju", in_reply_to=escalation)
 
-    assert "#setuju: hanya untuk penyetuju tanggapan." in refusal
+    assert "#setuju: hanya untuk penyetuju tanggapan." in below
+    assert "#setuju: draf yang menunggu belum dikirim kepada Bapak/Ibu." in unseen
+    assert "Lampu diganti Senin." in desk.last_text("sla_escalation")
     assert desk.ticket().status == "answered"
     assert "Lampu diganti Senin." in desk.last_text("final_response")
     assert desk.actions()[-3:] == [
@@ -407,8 +432,9 @@ def test_approvers_still_asked_are_told_when_a_higher_post_sent_the_draft(
 ) -> None:
     desk = make_desk(UPPER_POSTS)
     desk.reply(EKBANG, "#tanggapan Lampu diganti Senin.")
+    escalation = _escalated_to(desk, CAMAT)
 
-    desk.reply(CAMAT, "#setuju")
+    desk.reply(CAMAT, "#setuju", in_reply_to=escalation)
 
     assert desk.ticket().status == "answered"
     assert ("staff_message", (KASUBAG,)) in desk.letters()
@@ -492,9 +518,12 @@ def test_approval_by_several_posts_runs_up_the_chain_in_order(
     desk.reply(KASUBAG, "#setuju")
     desk.reply(CAMAT, "#revisi Sebutkan jam pengerjaannya.")
     desk.reply(EKBANG, "#tanggapan Lampu diganti Senin, 7 Desember, pukul 09.00.")
-    # A higher post approving first covers the lower ones.
+    # Trial 30: the Sekcam had not been sent the new draft; approving it
+    # unseen is refused, and the draft climbs post by post.
     desk.reply(SEKCAM, "#setuju")
+    refusal = desk.last_text()
     desk.reply(KASUBAG, "#setuju")
+    desk.reply(SEKCAM, "#setuju")
     before_camat = desk.ticket().status
     desk.reply(CAMAT, "#setuju")
 
@@ -508,16 +537,17 @@ def test_approval_by_several_posts_runs_up_the_chain_in_order(
         ("command_reply", (CAMAT,)),
         ("approval_request", (KASUBAG,)),
         ("command_reply", (EKBANG,)),
+        ("command_reply", (SEKCAM,)),
+        ("approval_request", (SEKCAM,)),
+        ("command_reply", (KASUBAG,)),
         ("approval_request", (CAMAT,)),
         ("command_reply", (SEKCAM,)),
-        ("command_reply", (KASUBAG,)),
         ("final_response", (BUDI,)),
         ("unit_message", ("ekbang.porong@example.go.id",)),
         ("unit_message", (EKBANG,)),
-        # The Kasubag's #setuju came after the Sekcam's had covered it.
-        ("staff_message", (KASUBAG,)),
         ("command_reply", (CAMAT,)),
     ]
+    assert "#setuju: draf yang menunggu belum dikirim kepada Bapak/Ibu." in refusal
     assert before_camat == "in_progress"
     assert "pukul 09.00" in desk.last_text("final_response")
     assert desk.ticket().status == "answered"
@@ -528,6 +558,7 @@ def test_approval_by_several_posts_runs_up_the_chain_in_order(
         (KASUBAG, "draft_approved"),
         (CAMAT, "draft_revised"),
         (EKBANG, "draft"),
+        (KASUBAG, "draft_approved"),
         (SEKCAM, "draft_approved"),
         (CAMAT, "draft_approved"),
     ]
