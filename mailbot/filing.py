@@ -23,6 +23,7 @@ from mailbot.autoreply import acknowledge_within_limit, confirm_within_limit
 from mailbot.bounces import handle_bounce
 from mailbot.clock import Clock
 from mailbot.commitlog import on_commit
+from mailbot.compose import Letter
 from mailbot.config import Settings
 from mailbot.conversation import Continuation, continuation
 from mailbot.deskletters import DeskLetters
@@ -30,9 +31,10 @@ from mailbot.errors import MessageError
 from mailbot.identity import carries_identity
 from mailbot.inbound import Disposition, Origin, Outcome, keep
 from mailbot.letters import Correspondence, Received, Related
-from mailbot.models import InboundMail, InboundStatus, Ticket, TicketStatus
+from mailbot.models import InboundMail, InboundStatus, OutboxItem, Ticket, TicketStatus
+from mailbot.notices import queue_notice
 from mailbot.parsing import ParsedMail
-from mailbot.references import find_references
+from mailbot.references import Reference, find_references
 from mailbot.replies import forwarded, new_text, without_history
 from mailbot.routing import Router
 from mailbot.screening import complainant_address
@@ -40,7 +42,7 @@ from mailbot.signing import Signer
 from mailbot.sizelimits import store_within_limits
 from mailbot.sla import due_time
 from mailbot.staffdesk import StaffDesk
-from mailbot.threads import Link, Thread, base_subject, find_thread
+from mailbot.threads import CITED_IDS_LIMIT, Link, Thread, base_subject, find_thread
 from mailbot.tickets import NewTicket, change_status, open_ticket, record_event
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,8 @@ class Filing:
                 return self._forged(session, inbound, thread, check)
         if staff and thread is not None:
             return self._staff_mail(session, inbound, thread, received)
+        if staff:
+            return self._unfiled_staff_mail(session, inbound, received)
         if thread is not None:
             return self._follow_up(session, inbound, thread, received, origin)
         return self._new_ticket(session, inbound, origin, received, related)
@@ -208,6 +212,53 @@ class Filing:
         self.letters.notify_unit(session, ticket, received, now, related)
         inbound.status, inbound.ticket = InboundStatus.TICKET, ticket
         return _outcome(Outcome.TICKET, inbound, ticket.reference)
+
+    def _unfiled_staff_mail(
+        self, session: Session, inbound: InboundMail, received: Received
+    ) -> Disposition:
+        """Staff mail that names no ticket: never a complaint of theirs.
+
+        The Camat answering the digest, or a command sent as a new mail without
+        the reference, is set aside with its reason; the sender is told how to
+        reach a ticket, once: an answer to that letter gets no second one.
+        """
+        reason = "staff mail that names no ticket"
+        inbound.status, inbound.reason = InboundStatus.QUARANTINED, reason
+        if not self._answers_our_notice(session, received.mail):
+            self._tell_unfiled(session, received)
+        session.flush()  # the log line names the record's id
+        on_commit(session, log.info, "inbound %d: %s; set aside", inbound.id, reason)
+        return _outcome(Outcome.QUARANTINED, inbound, None, reason)
+
+    def _answers_our_notice(self, session: Session, mail: ParsedMail) -> bool:
+        cited = [*mail.in_reply_to, *mail.references]
+        found = session.scalar(
+            select(OutboxItem.id).where(
+                OutboxItem.kind == "unfiled_staff_mail",
+                OutboxItem.message_id.in_(cited[:CITED_IDS_LIMIT]),
+            )
+        )
+        return found is not None
+
+    def _tell_unfiled(self, session: Session, received: Received) -> None:
+        office = self.settings.office
+        fields = {
+            "office": {"name": office.name},
+            "subject": received.mail.subject or "(tanpa subjek)",
+            "example": str(
+                Reference(office.reference_prefix, self.clock.now().year, 123)
+            ),
+        }
+        letter = Letter(
+            kind="unfiled_staff_mail",
+            to=(received.mail.sender_address,),
+            subject="Pesan sistem: email tidak terkait pengaduan",
+            body=self.letters.renderer.render("staff/unfiled_staff_mail", fields),
+            in_reply_to=received.message_id,
+            references=(*received.mail.references, received.message_id),
+            auto_submitted="auto-replied",
+        )
+        queue_notice(session, letter, sender=self.letters.sender, now=self.clock.now())
 
     def _outsider(
         self, session: Session, inbound: InboundMail, thread: Thread, received: Received

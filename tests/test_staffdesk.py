@@ -929,6 +929,42 @@ def test_an_untagged_answer_to_a_system_reply_gets_no_second_hint(
     assert notes == [away, away, away]
 
 
+def test_staff_mail_that_names_no_ticket_is_set_aside_and_answered_once(
+    desk: Desk,
+) -> None:
+    # Trial 30: the Camat's #status in reply to the digest became a citizen's
+    # complaint, acknowledged to him and escalated for days.
+    def mail(number: int, in_reply_to: str) -> bytes:
+        message = EmailMessage()
+        message["From"] = f"Sekcam <{SEKCAM}>"
+        message["To"] = OFFICE
+        message["Subject"] = "Re: Ringkasan harian Layanan Pengaduan"
+        message["Message-ID"] = f"<sekcam-{number}@example.org>"
+        message["In-Reply-To"] = f"<{in_reply_to}>"
+        message.set_content("#status\n\nSekcam")
+        return message.as_bytes()
+
+    first = desk.app.intake.receive(mail(1, "digest.20261201@x"), ORIGIN)
+    (notice,) = desk.message_ids("unfiled_staff_mail")
+    away = desk.app.intake.receive(mail(2, notice), ORIGIN)
+
+    assert (first.outcome, first.reference, first.reason) == (
+        Outcome.QUARANTINED,
+        None,
+        "staff mail that names no ticket",
+    )
+    assert away.outcome == Outcome.QUARANTINED
+    assert desk.message_ids("unfiled_staff_mail") == [notice]
+    assert desk.letters()[AFTER_INTAKE:] == [("unfiled_staff_mail", (SEKCAM,))]
+    told = desk.last_text("unfiled_staff_mail")
+    assert told.startswith(
+        "PESAN SISTEM: EMAIL TIDAK TERKAIT PENGADUAN Email Bapak/Ibu"
+    )
+    assert "misalnya [PRG-2026-000123-8]." in told
+    with desk.app.sessions() as session:
+        assert session.scalar(select(func.count(Ticket.id))) == 1
+
+
 def test_an_answer_and_a_rejection_in_one_reply_are_refused(desk: Desk) -> None:
     desk.reply(OPERATOR, "#tanggapan sudah\n#tolak bukan wewenang")
 
