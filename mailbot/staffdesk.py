@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 CLOSED = (TicketStatus.ANSWERED, TicketStatus.REJECTED)
 # Commands that decide what the complainant hears; one per reply, or it is unclear.
 DECISIONS = frozenset({"tanggapan", "tolak", "setuju", "revisi", "selesai"})
+APPROVER_HINT = (
+    "Balasan Bapak/Ibu disimpan sebagai catatan internal; draf BELUM disetujui. "
+    "Untuk menyetujui draf, tulis #setuju di awal baris; untuk mengembalikannya "
+    "ke unit, tulis #revisi diikuti catatan."
+)
 NO_TAG_HINT = (
     "Balasan Bapak/Ibu disimpan sebagai catatan internal dan TIDAK dikirim kepada "
     "pengadu. Untuk mengirim tanggapan, tulis #tanggapan di awal baris, diikuti "
@@ -75,7 +80,11 @@ class StaffDesk:
         if not instructions.invocations and not instructions.problems:
             # The sender was told how to answer in the letter they reply to: a
             # second hint would start a loop with an out-of-office responder.
-            return turn.untagged(hint=answers != "command_reply")
+            approving = answers in _DRAFT_LETTERS and pending_draft(ticket) is not None
+            return turn.untagged(
+                hint=APPROVER_HINT if approving else NO_TAG_HINT,
+                once=answers == "command_reply",
+            )
 
         problems = [*instructions.problems, *self._refusals(instructions, turn)]
         if problems:
@@ -425,12 +434,13 @@ class _Turn:
             "menerimanya."
         )
 
-    def untagged(self, *, hint: bool) -> DeskResult:
-        """A reply without a tag: kept as a note; the sender told how to answer."""
+    def untagged(self, *, hint: str, once: bool) -> DeskResult:
+        """A reply without a tag: kept as a note; the sender told how to answer,
+        unless ``once``: the reply answers the hint itself."""
         self._event("note", self.received.text)
         self._start()
-        if hint:
-            self.answer_to_staff.lines.append(NO_TAG_HINT)
+        if not once:
+            self.answer_to_staff.lines.append(hint)
         self.actions.append("note")
         return self.finish()
 

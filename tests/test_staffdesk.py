@@ -361,6 +361,23 @@ def _escalated_to(desk: Desk, address: str) -> str:
     raise AssertionError(f"no escalation reached {address}")
 
 
+def test_an_approver_writing_setuju_without_the_tag_is_told_to_use_it(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    # Trial 30: "Setuju, silakan dikirim." got the hint for #tanggapan, and
+    # the draft waited on.
+    desk = make_desk('[workflow]\napproval = ["sekcam"]\n')
+    desk.reply(EKBANG, "#tanggapan Lampu diganti Senin.")
+    (request,) = desk.message_ids("approval_request")
+
+    desk.reply(SEKCAM, "Setuju, silakan dikirim.", in_reply_to=request)
+
+    assert desk.ticket().status == "in_progress"
+    told = desk.last_text("command_reply")
+    assert "draf BELUM disetujui. Untuk menyetujui draf, tulis #setuju" in told
+    assert "Untuk mengirim tanggapan, tulis #tanggapan" not in told
+
+
 def test_a_post_above_the_approvers_may_approve_what_it_was_shown(
     make_desk: Callable[[str], Desk],
 ) -> None:
