@@ -29,6 +29,7 @@ _THANKS_TEXT = (
 )
 _THANKS_WORDS = frozenset(_THANKS_TEXT.split())
 _WORD = re.compile(r"[\w-]+")
+_SEPARATORS = re.compile(r"[._+\-\d]+")
 _THANKS_LIMIT = 25
 
 
@@ -50,7 +51,10 @@ def continuation(
     closed = closed_at(ticket)
     if now - closed > timedelta(days=reopen_days):
         return Continuation.NEW_TICKET
-    if only_thanks(text, signed=ticket.complainant_name):
+    # Without a display name, the address's local part ("siti.aminah") names
+    # whoever signs the thanks.
+    local = _SEPARATORS.sub(" ", ticket.complainant_email.partition("@")[0])
+    if only_thanks(text, signed=f"{ticket.complainant_name} {local}"):
         return Continuation.THANKS
     return Continuation.REOPEN
 
