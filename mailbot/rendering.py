@@ -109,6 +109,21 @@ def format_duration(delta: timedelta) -> str:
     return " ".join(parts[:2])
 
 
+def format_office_duration(delta: timedelta) -> str:
+    """Office time in hours and minutes, e.g. ``24 jam waktu kerja``.
+
+    Never in days: 24 office hours are three working days, not "1 hari".
+    """
+    minutes = int(abs(delta).total_seconds()) // 60
+    if minutes == 0:
+        return "kurang dari 1 menit waktu kerja"
+
+    hours, minutes = divmod(minutes, 60)
+    units = [(hours, "jam"), (minutes, "menit")]
+    parts = [f"{count} {word}" for count, word in units if count]
+    return " ".join(parts) + " waktu kerja"
+
+
 def format_response_window(hours: int) -> str:
     """The promised response time as offices write it: ``1x24 jam``, ``36 jam``."""
     if hours > 0 and hours % 24 == 0:
@@ -232,6 +247,7 @@ class Renderer:
         self._env.filters.update(
             wib=self._wib,
             durasi=format_duration,
+            durasi_kerja=format_office_duration,
             jam_layanan=format_response_window,
             ukuran=format_size,
             baris=line_breaks,

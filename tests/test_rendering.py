@@ -15,6 +15,7 @@ from mailbot.rendering import (
     Renderer,
     default_templates_dir,
     format_duration,
+    format_office_duration,
     format_response_window,
     format_size,
     format_wib,
@@ -578,3 +579,17 @@ def test_history_details_are_shown_in_indonesian(
     action: str, detail: str, shown: str
 ) -> None:
     assert history_detail(detail, action) == shown
+
+
+@pytest.mark.parametrize(
+    ("span", "shown"),
+    [
+        (timedelta(hours=24), "24 jam waktu kerja"),
+        (timedelta(hours=2, minutes=30), "2 jam 30 menit waktu kerja"),
+        (timedelta(minutes=45), "45 menit waktu kerja"),
+        (timedelta(seconds=20), "kurang dari 1 menit waktu kerja"),
+    ],
+)
+def test_office_time_is_told_in_hours_never_days(span: timedelta, shown: str) -> None:
+    # Trial 30: 24 office hours (three working days) read "1 hari waktu kerja".
+    assert format_office_duration(span) == shown
