@@ -155,11 +155,12 @@ class StaffDesk:
         return ""
 
     def _forward_refusal(self, argument: str, ticket: Ticket) -> str:
-        unit = self.find_unit(argument)
-        if unit is None:
+        found = self.find_unit(argument)
+        if found is None:
             codes = ", ".join(u.code for u in self.settings.units)
             first = (argument.split(maxsplit=1) or [""])[0]
             return f"#teruskan: unit {first!r} tidak dikenal (pilihan: {codes})."
+        unit, _ = found
         if unit.code == ticket.unit_code:
             return f"#teruskan: tiket sudah berada di {unit.name}."
         return ""
@@ -175,14 +176,32 @@ class StaffDesk:
             return supervisor
         return self.approval.approves(staff)
 
-    def find_unit(self, argument: str) -> UnitConfig | None:
-        """The unit named at the start of ``argument``, by code or by name."""
-        first_line = argument.splitlines()[0].strip().casefold() if argument else ""
+    def find_unit(self, argument: str) -> tuple[UnitConfig, str] | None:
+        """The unit named at the start of ``argument``, by code or by name, and
+        the rest of the argument (a note for the unit)."""
+        first_line, _, below = (argument or "").strip().partition("\n")
         words = first_line.split()
+        # The longest run of leading words that names a unit wins: "Seksi
+        # Pemerintahan, mohon dicek" names pemerintahan and leaves the note.
+        for size in range(len(words), 0, -1):
+            named = " ".join(words[:size]).casefold().rstrip(",.:;-")
+            unit = self._unit_named(named)
+            if unit is not None:
+                rest = " ".join(words[size:]).lstrip(",.:;- ")
+                return unit, "\n".join(part for part in (rest, below.strip()) if part)
+        return None
+
+    def _unit_named(self, named: str) -> UnitConfig | None:
         for unit in self.settings.units:
             name = unit.name.casefold()
             short = name.removeprefix("seksi ").removeprefix("sekretariat ")
-            if (words and words[0] == unit.code) or first_line in (name, short):
+            if named in (
+                unit.code,
+                name,
+                short,
+                f"seksi {unit.code}",
+                f"sie {unit.code}",
+            ):
                 return unit
         return None
 
@@ -293,9 +312,10 @@ class _Turn:
         self._start()
 
     def forward(self, text: str) -> None:
-        unit = self.desk.find_unit(text)
-        if unit is None:  # checked before any command ran
+        found = self.desk.find_unit(text)
+        if found is None:  # checked before any command ran
             raise CommandError("forward to an unknown unit")
+        unit, rest = found
         old = self.ticket.unit_code
         # Told while the ticket is still theirs, so that they stop work on it.
         moved = (
@@ -304,7 +324,6 @@ class _Turn:
         )
         self.letters.to_unit(self.session, self.ticket, [moved], self.now)
         self.ticket.unit_code = unit.code
-        rest = "\n".join(text.splitlines()[1:]).strip()
         self._event(
             "forwarded", f"{old} -> {unit.code}" + (f": {rest}" if rest else "")
         )

@@ -1023,6 +1023,35 @@ def test_forwarding_by_unit_name_and_to_an_unknown_unit(desk: Desk) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("command", "unit", "note"),
+    [
+        # Trial 30: the note on the tag line was lost, and names with "Seksi"
+        # or a trailing comma were refused.
+        (
+            "#teruskan trantib mohon dicek, kabelnya putus",
+            "trantib",
+            "mohon dicek, kabelnya putus",
+        ),
+        ("#teruskan Seksi PMD", "pmd", ""),
+        (
+            "#teruskan pemerintahan, soal sertifikat\nberkas di loket",
+            "pemerintahan",
+            "soal sertifikat\nberkas di loket",
+        ),
+        ("#teruskan Kesejahteraan Sosial: bantuan", "kesos", "bantuan"),
+    ],
+)
+def test_a_forward_reads_the_unit_and_keeps_the_note_beside_it(
+    desk: Desk, command: str, unit: str, note: str
+) -> None:
+    desk.reply(OPERATOR, command)
+
+    assert desk.ticket().unit_code == unit
+    forwarded = f"ekbang -> {unit}" + (f": {note}" if note else "")
+    assert [d for _, a, d in desk.history() if a == "forwarded"] == [forwarded]
+
+
 def test_a_note_beside_a_forward_reaches_the_new_unit(desk: Desk) -> None:
     desk.reply(
         OPERATOR,
