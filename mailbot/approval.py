@@ -20,7 +20,7 @@ def pending_draft(ticket: Ticket) -> Event | None:
     for event in reversed(ticket.events):
         if event.action == "draft":
             return event
-        if event.action in ("draft_revised", "answered"):
+        if event.action in ("draft_revised", "draft_withdrawn", "answered"):
             return None
     return None
 

@@ -183,6 +183,7 @@ _HISTORY_PHRASES = (
     (re.compile(r"^verified by "), "diverifikasi oleh "),
     (re.compile(r"^step (\d+): "), r"tahap \1: "),
     (re.compile(r"^approver "), "penyetuju "),
+    (re.compile(r"^ticket moved to "), "tiket dipindahkan ke "),
     (re.compile(r"(\d+) recipients\b"), r"\1 penerima"),
     (re.compile(r"\(no staff with role "), "(tidak ada staf dengan jabatan "),
 )
@@ -192,7 +193,7 @@ _HISTORY_PHRASES = (
 _WRITTEN_BY_MAILBOT = frozenset(
     {"created", "follow_up", "reopened", "linked", "draft_approved", "answered"}
     | {"identity", "thanked", "outsider_reply"}
-    | {"verified", "escalation", "reminder"}
+    | {"verified", "escalation", "reminder", "draft_withdrawn"}
 )
 
 

@@ -317,6 +317,7 @@ class _Turn:
             raise CommandError("forward to an unknown unit")
         unit, rest = found
         old = self.ticket.unit_code
+        self._withdraw_draft(unit)
         # Told while the ticket is still theirs, so that they stop work on it.
         moved = (
             f"Tiket ini dipindahkan ke {unit.name} oleh {self.staff.name}; "
@@ -418,6 +419,20 @@ class _Turn:
             f"Draf disetujui dan diteruskan kepada {POST_TITLES[following]} untuk "
             "persetujuan berikutnya; pengadu belum menerimanya."
         )
+
+    def _withdraw_draft(self, unit: UnitConfig) -> None:
+        # The unit a ticket moves to writes its own answer: the old unit's
+        # draft would otherwise block it and could still be approved.
+        draft = pending_draft(self.ticket)
+        if draft is None:
+            return
+        self._event("draft_withdrawn", f"ticket moved to {unit.code}")
+        lines = [
+            f"Tiket ini dipindahkan ke {unit.name} oleh {self.staff.name}; draf "
+            "tanggapan yang menunggu persetujuan tidak dipakai lagi dan tidak "
+            "perlu ditindaklanjuti."
+        ]
+        self._release_other_approvers(draft, lines)
 
     def _release_other_approvers(self, draft: Event, lines: list[str]) -> None:
         # Those still holding a request for this draft are told it needs

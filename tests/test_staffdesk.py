@@ -465,6 +465,30 @@ def test_approvers_still_asked_are_told_when_a_higher_post_sent_the_draft(
     ]
 
 
+def test_a_forward_withdraws_the_old_units_waiting_draft(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    # Trial 30: the moved ticket kept ekbang's draft, which still went to the
+    # approvers and blocked the new unit's own #tanggapan.
+    desk = make_desk(UPPER_POSTS)
+    desk.reply(EKBANG, "#tanggapan Lampu diganti Senin.")
+
+    desk.reply(OPERATOR, "#teruskan kesos")
+    desk.reply(KESOS, "#tanggapan Bantuan dicairkan Jumat.")
+
+    assert [(a, d) for _, a, d in desk.history() if a.startswith("draft")] == [
+        ("draft", "Lampu diganti Senin."),
+        ("draft_withdrawn", "ticket moved to kesos"),
+        ("draft", "Bantuan dicairkan Jumat."),
+    ]
+    assert ("staff_message", (KASUBAG,)) in desk.letters()
+    assert (
+        "Tiket ini dipindahkan ke Seksi Kesejahteraan Sosial oleh Operator CS; draf "
+        "tanggapan yang menunggu persetujuan tidak dipakai lagi"
+    ) in desk.last_text("staff_message")
+    assert "Bantuan dicairkan Jumat." in desk.last_text("approval_request")
+
+
 def test_a_direct_answer_over_a_waiting_draft_tells_its_author_and_approver(
     make_desk: Callable[[str], Desk],
 ) -> None:
