@@ -49,6 +49,13 @@ class Approval:
         higher post's approval covers the lower ones."""
         return self._post(staff) > self._reached(ticket)
 
+    def after(self, post: Role) -> Role | None:
+        """The approving post someone holds after ``post``; None at the top."""
+        chain = self.chain()
+        if post not in chain:
+            return None
+        return self.settings.first_held(chain[chain.index(post) + 1 :])
+
     def next_post(self, staff: StaffConfig) -> Role | None:
         """The post that approves after ``staff``'s; None when theirs is the last."""
         return self.settings.first_held(self.chain()[self._post(staff) + 1 :])

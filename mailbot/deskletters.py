@@ -131,16 +131,23 @@ class DeskLetters:
         *,
         author: StaffConfig,
         approvers: list[str],
+        then_to: str | None,
         now: datetime,
     ) -> list[OutboxItem]:
-        """Ask each approver to approve or revise a unit's draft response."""
+        """Ask each approver to approve or revise a unit's draft response;
+        ``then_to`` is the post an approval passes it to, None for the last."""
         fields = self.letters.ticket_fields(ticket)
-        # The approver checks the answer against the question.
+        # The approver checks the answer against the question, and against
+        # the complainant's latest word (why a reopened ticket was reopened).
         complaint = _first_complaint(ticket)
+        latest = _latest_follow_up(ticket)
         fields.update(
             draft=draft,
             author=author.name,
+            then_to=then_to,
             complaint=notice_text(complaint.text) if complaint else "",
+            latest=notice_text(latest.text) if latest else "",
+            latest_at=latest.at if latest else None,
         )
         letter = self.letters.staff_letter(
             ticket,
@@ -241,6 +248,13 @@ class DeskLetters:
             references=(original,) if original else (),
         )
         return self.letters.send(session, ticket, letter, now)
+
+
+def _latest_follow_up(ticket: Ticket) -> Message | None:
+    return next(
+        (m for m in reversed(ticket.messages) if m.kind == "follow_up"),
+        None,
+    )
 
 
 def _first_complaint(ticket: Ticket) -> Message | None:

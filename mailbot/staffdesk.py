@@ -298,12 +298,14 @@ class _Turn:
         )
 
     def _ask_approval(self, draft: str, author: StaffConfig, post: Role) -> None:
+        following = self.desk.approval.after(post)
         self.letters.approval_request(
             self.session,
             self.ticket,
             draft,
             author=author,
             approvers=list(self.desk.settings.staff_with_role(post)),
+            then_to=POST_TITLES[following] if following else None,
             now=self.now,
         )
 

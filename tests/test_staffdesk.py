@@ -465,6 +465,43 @@ def test_approvers_still_asked_are_told_when_a_higher_post_sent_the_draft(
     ]
 
 
+def test_an_approval_request_says_where_an_approval_passes_the_draft(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk(UPPER_POSTS)
+    desk.reply(EKBANG, "#tanggapan Lampu diganti Senin.")
+    to_kasubag = desk.last_text("approval_request")
+    desk.reply(KASUBAG, "#setuju")
+    desk.reply(SEKCAM, "#setuju")
+
+    to_camat = desk.last_text("approval_request")
+    assert (
+        "Balas email ini dengan #setuju untuk meneruskan draf kepada Sekretaris "
+        "Camat untuk persetujuan berikutnya" in to_kasubag
+    )
+    assert "#setuju untuk mengirim draf apa adanya kepada pengadu" in to_camat
+
+
+def test_the_approval_request_of_a_reopened_ticket_shows_why(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    # Trial 30: the approver saw the complaint and the new draft, not the
+    # complainant's reply that reopened the ticket.
+    desk = make_desk('[workflow]\napproval = ["sekcam"]\n')
+    desk.reply(EKBANG, "#tanggapan Lampu diganti Senin.")
+    desk.reply(SEKCAM, "#setuju")
+    _citizen_reply(desk, 1, "Belum ada petugas yang datang. Kapan diperbaiki?")
+
+    desk.reply(EKBANG, "#tanggapan Petugas datang Rabu pagi.")
+
+    request = desk.last_text("approval_request")
+    assert "Tambahan terakhir dari pengadu (" in request
+    latest = request.split("Tambahan terakhir dari pengadu (")[1]
+    assert latest.split("Draf tanggapan:")[0].endswith(
+        f"{'-' * 60} Belum ada petugas yang datang. Kapan diperbaiki? {'-' * 60} "
+    )
+
+
 def test_a_forward_withdraws_the_old_units_waiting_draft(
     make_desk: Callable[[str], Desk],
 ) -> None:
