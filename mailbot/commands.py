@@ -193,8 +193,10 @@ _HASHTAGS_ONLY = re.compile(r"^[ \t]*#\w+(?:[ \t]+#\w+)+[ \t]*$")
 # the complainant: it opens a #catatan of its own instead of joining the answer.
 # Mail apps write a bold line as "*Catatan internal:*" in the plain part.
 _INTERNAL_LINE = re.compile(
-    r"^[ \t]*[*_]{0,2}(?:(?:catatan[ \t]+(?:untuk[ \t]+)?|untuk[ \t]+)intern(?:al)?"
-    r"[*_]{0,2}[ \t]*:?|intern(?:al)?[*_]{0,2}[ \t]*:)[*_]{0,2}[ \t]*(.*)$",
+    r"^[ \t]*[*_]{0,2}"
+    r"(?:(?:catatan[ \t]+(?:untuk[ \t]+)?|untuk[ \t]+|nb[ \t]*\(?[ \t]*)"
+    r"intern(?:al)?\)?[*_]{0,2}[ \t]*:?|intern(?:al)?[*_]{0,2}[ \t]*:)"
+    r"[*_]{0,2}[ \t]*(.*)$",
     re.IGNORECASE,
 )
 
@@ -260,6 +262,8 @@ def _tagged_blocks(text: str) -> list[tuple[str, str]]:
 
 
 def _is_hashtag(tag: str, line: str) -> bool:
+    # A lone lower-case "#porongbersinar" stays a command, refused as unknown:
+    # read as a signature, a "#tutup" meant as a command would pass silently.
     if find_command(tag) is not None:
         return False
     return bool(_CAMEL_CASE.search(tag) or _HASHTAGS_ONLY.match(line))

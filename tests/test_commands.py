@@ -120,6 +120,21 @@ def test_a_bold_or_short_internal_heading_opens_a_note_too() -> None:
     ]
 
 
+def test_an_nb_internal_line_opens_a_note() -> None:
+    # Trial 30: "NB (internal): ..." went to the complainant.
+    text = (
+        "#tanggapan Berkas sudah selesai.\nNB (internal): berkas sempat hilang\n"
+        "#catatan a\nNB internal: cek arsip"
+    )
+
+    assert _read(text) == [
+        ("tanggapan", "Berkas sudah selesai."),
+        ("catatan", "berkas sempat hilang"),
+        ("catatan", "a"),
+        ("catatan", "cek arsip"),
+    ]
+
+
 def test_an_internal_line_before_any_tag_is_not_a_command() -> None:
     assert _read("Catatan internal: sudah dicek.") == []
 
