@@ -7,7 +7,6 @@ multi-worker mode. The schema is owned by Alembic migrations in
 
 from __future__ import annotations
 
-import fcntl
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -193,9 +192,12 @@ def _ensure_schema(engine: Engine) -> None:
 def _migration_lock(engine: Engine) -> Iterator[None]:
     # Several workers started together on a new PostgreSQL database would all
     # create the schema at once; the first migrates, the others wait and see it.
-    if engine.dialect.name == "sqlite":
-        with _file_lock(engine.url.database):
-            yield
+    # SQLite takes no such lock: any handle this process opened on the
+    # database file and closed again would drop SQLite's own POSIX locks
+    # (trial 29 corrupted a database that way). One data folder has one
+    # mailbot process at a time anyway.
+    if engine.dialect.name != "postgresql":
+        yield
         return
     with engine.connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
@@ -211,18 +213,3 @@ def single_writer(sessions: SessionFactory) -> bool:
     """Whether the database lets one writer in at a time (SQLite)."""
     bind = sessions.kw["bind"]
     return bool(bind.dialect.name == "sqlite")
-
-
-@contextmanager
-def _file_lock(database: str | None) -> Iterator[None]:
-    # SQLite's own locks are per transaction; a migration is several. flock
-    # is separate from them on Linux, and an empty file is an empty database.
-    if not database or database == ":memory:":
-        yield
-        return
-    with open(database, "ab") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -13,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from clirun import SIGNING_KEY, write_config
+from conftest import fresh_postgres_database
 from sqlalchemy import inspect, text
 
 import mailbot.db
@@ -121,11 +122,24 @@ def test_a_database_of_the_first_release_upgrades_and_keeps_its_tickets(
     assert [tuple(row) for row in rows] == [("PRG-2026-000001-5", None)]
 
 
-def test_hosts_running_upgrade_at_once_take_turns(
-    database_url: str, tmp_path: Path
-) -> None:
+@pytest.mark.postgres
+def test_hosts_running_upgrade_at_once_take_turns(tmp_path: Path) -> None:
     # Trial 27: three `upgrade`s at once on a new PostgreSQL left two failing
     # on a duplicate alembic_version type (ExecStartPre of the service unit).
+    with fresh_postgres_database() as database_url:
+        said, codes, head = _upgrade_three_at_once(tmp_path, database_url)
+
+    assert codes == [0, 0, 0]
+    assert said == [
+        f"database schema: {head} -> {head}\n",
+        f"database schema: {head} -> {head}\n",
+        f"database schema: empty -> {head}\n",
+    ]
+
+
+def _upgrade_three_at_once(
+    tmp_path: Path, database_url: str
+) -> tuple[list[str], list[int | None], str | None]:
     config = write_config(
         tmp_path / "mailbot.toml",
         data_dir=tmp_path / "storage",
@@ -140,11 +154,28 @@ def test_hosts_running_upgrade_at_once_take_turns(
         for _ in range(3)
     ]
     said = sorted(process.communicate(timeout=60)[0] for process in running)
+    engine = make_engine(database_url)
+    head = head_revision(engine)
+    engine.dispose()
+    return said, [process.returncode for process in running], head
 
-    head = head_revision(make_engine(database_url))
-    assert [process.returncode for process in running] == [0, 0, 0]
-    assert said == [
-        f"database schema: {head} -> {head}\n",
-        f"database schema: {head} -> {head}\n",
-        f"database schema: empty -> {head}\n",
+
+def test_opening_a_sqlite_database_keeps_sqlites_own_lock(tmp_path: Path) -> None:
+    # Trial 29: a lock taken by opening and closing the database file dropped
+    # every POSIX lock of the process on it, SQLite's among them; another
+    # process then deleted the WAL from under `mailbot run`.
+    path = tmp_path / "mailbot.sqlite3"
+    sessions = open_database(f"sqlite:///{path}")
+    with sessions() as session:
+        session.execute(text("SELECT count(*) FROM tickets")).all()
+
+    inode = path.stat().st_ino
+    ours = [
+        line.split()
+        for line in Path("/proc/locks").read_text().splitlines()
+        if f":{inode} " in line
+    ]
+    sessions.kw["bind"].dispose()
+    assert [(fields[1], fields[3], fields[4]) for fields in ours] == [
+        ("POSIX", "READ", str(os.getpid()))
     ]
