@@ -33,7 +33,7 @@ def acquire(
                 session.add(Lease(name=name, holder=holder, expires_at=now + ttl))
                 return True
             expired = lease.expires_at <= now
-            gone = not expired and _holder_is_dead(lease.holder)
+            gone = not expired and holder_is_dead(lease.holder)
             if lease.holder != holder and not (expired or gone):
                 return False
             if lease.holder != holder:
@@ -49,7 +49,8 @@ def acquire(
         return False
 
 
-def _holder_is_dead(holder: str) -> bool:
+def holder_is_dead(holder: str) -> bool:
+    """Whether a holder on this host is a process that is gone."""
     # A holder on this host whose process is gone died without releasing: a
     # restart after a crash should not wait for the lease to expire.
     host, _, pid = holder.rpartition(":")

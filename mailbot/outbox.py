@@ -1,9 +1,10 @@
 """The outbox: outgoing mail is queued in the ticket's transaction, then delivered.
 
 Queueing writes the composed bytes, so a rerun of ``send`` delivers exactly what
-was decided when the ticket changed. Delivery claims one row at a time (``FOR
-UPDATE SKIP LOCKED`` on PostgreSQL, so several workers never take the same row),
-hands it to the transport, and records the server's answer; a temporary failure
+was decided when the ticket changed. Delivery claims one row at a time in a
+committed transaction (so several senders never take the same row, on SQLite
+too), hands it to the transport outside any transaction, and records the
+server's answer; a temporary failure
 is retried with exponential backoff up to a cap, then the row is ``failed``. A
 server that cannot be reached costs no attempt: letters wait for it up to
 ``outage_lifetime_hours``.
@@ -14,9 +15,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from mailbot.clock import Clock
@@ -25,6 +27,7 @@ from mailbot.compose import Letter, compose
 from mailbot.config import Settings, SmtpConfig
 from mailbot.db import SessionFactory
 from mailbot.errors import CommandError, DeliveryError
+from mailbot.leases import holder_is_dead, holder_name
 from mailbot.models import Direction, OutboxItem, OutboxStatus, Ticket
 from mailbot.references import Reference
 from mailbot.signing import Signer
@@ -35,6 +38,11 @@ log = logging.getLogger(__name__)
 
 # A letter waiting this long for an unreachable server makes the outage an error.
 OUTAGE_ERROR_MINUTES = 30
+# A claimed letter is passed over by other senders this long: more than the
+# longest SMTP exchange ([smtp] timeout_seconds is at most 240).
+CLAIM_SECONDS = 300
+CLAIM_CANDIDATES = 20
+SENDING = "sending by "
 
 
 @dataclass(frozen=True)
@@ -130,16 +138,16 @@ def deliver_due(
     *,
     limit: int = 500,
 ) -> DeliveryReport:
-    """Deliver queued mail whose time has come, one row per transaction."""
+    """Deliver queued mail whose time has come, one claimed row at a time."""
     sent = deferred = failed = 0
+    holder = holder_name()
     for _ in range(limit):
-        with sessions.begin() as session:
-            item = _claim(session, clock.now())
-            if item is None:
-                break
-            outcome, unreachable = _deliver_one(
-                session, item, transport, settings, clock
-            )
+        claim = _claim(sessions, holder, clock.now())
+        if claim is None:
+            break
+        outcome, unreachable = _deliver_claimed(
+            sessions, claim, transport, settings, clock
+        )
         sent += outcome == OutboxStatus.SENT
         failed += outcome == OutboxStatus.FAILED
         deferred += outcome == OutboxStatus.QUEUED
@@ -172,33 +180,119 @@ def _report_outage(sessions: SessionFactory, now: datetime) -> None:
     )
 
 
-def _claim(session: Session, now: datetime) -> OutboxItem | None:
-    return session.scalar(
-        select(OutboxItem)
+@dataclass(frozen=True)
+class _Claim:
+    """A letter this process took to send, and the due time it had."""
+
+    item_id: int
+    due: datetime
+
+
+def _claim(sessions: SessionFactory, holder: str, now: datetime) -> _Claim | None:
+    """Take the oldest due letter, in a transaction committed before SMTP.
+
+    The claim moves the letter's due time CLAIM_SECONDS ahead and names this
+    process in ``last_reply``: another sender (a second worker, a `send` by
+    hand beside `run`, on SQLite too, where row locks do not exist) passes it
+    over. A claim whose process died on this host is taken over at once; one
+    from a lost host lapses with its due time.
+    """
+    with sessions.begin() as session:
+        for item_id, due in _candidates(session, now):
+            taken = cast(
+                CursorResult[Any],
+                session.execute(
+                    update(OutboxItem)
+                    .where(
+                        OutboxItem.id == item_id,
+                        OutboxItem.status == OutboxStatus.QUEUED,
+                        OutboxItem.next_attempt_at == due,
+                    )
+                    .values(
+                        next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS),
+                        last_reply=f"{SENDING}{holder}",
+                    )
+                ),
+            )
+            if taken.rowcount == 1:
+                return _Claim(item_id, min(due, now))
+    return None
+
+
+def _candidates(session: Session, now: datetime) -> list[tuple[int, datetime]]:
+    due = session.execute(
+        select(OutboxItem.id, OutboxItem.next_attempt_at)
         .where(OutboxItem.status == OutboxStatus.QUEUED)
         .where(OutboxItem.next_attempt_at <= now)
         .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
-        .limit(1)
+        .limit(CLAIM_CANDIDATES)
         .with_for_update(skip_locked=True)
-    )
+    ).all()
+    orphaned = session.execute(
+        select(OutboxItem.id, OutboxItem.next_attempt_at, OutboxItem.last_reply)
+        .where(OutboxItem.status == OutboxStatus.QUEUED)
+        .where(OutboxItem.next_attempt_at > now)
+        .where(OutboxItem.last_reply.startswith(SENDING))
+        .order_by(OutboxItem.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    dead = [
+        (item_id, at)
+        for item_id, at, reply in orphaned
+        if holder_is_dead(reply.removeprefix(SENDING))
+    ]
+    return [*dead, *((item_id, at) for item_id, at in due)]
 
 
-def _deliver_one(
-    session: Session,
-    item: OutboxItem,
+def _deliver_claimed(
+    sessions: SessionFactory,
+    claim: _Claim,
     transport: Transport,
     settings: SmtpConfig,
     clock: Clock,
 ) -> tuple[OutboxStatus, bool]:
-    """The letter's new state, and whether the server proved unreachable."""
-    item.attempts += 1
-    try:
-        reply = transport.deliver(item.envelope_from, item.recipients, item.raw)
-    except DeliveryError as exc:
-        return _record_failure(item, exc, settings, clock.now()), exc.unreachable
+    """Hand a claimed letter to the server outside any transaction, then record
+    the answer; the letter's new state, and whether the server was unreachable.
 
+    A database that fails after the server took the letter (locked, disk
+    full) leaves the claim: the letter goes again only once it lapses.
+    """
+    with sessions() as session:
+        item = session.get(OutboxItem, claim.item_id)
+        assert item is not None  # claimed rows are never deleted
+        envelope = (item.envelope_from, list(item.recipients), item.raw)
+    try:
+        reply, error = transport.deliver(*envelope), None
+    except DeliveryError as exc:
+        reply, error = "", exc
+    except Exception:
+        # Not the server's answer but our own failure: the letter is free
+        # again at once rather than when the claim lapses.
+        _release(sessions, claim)
+        raise
+
+    with sessions.begin() as session:
+        item = session.get(OutboxItem, claim.item_id)
+        assert item is not None
+        item.attempts += 1
+        item.next_attempt_at = claim.due
+        if error is not None:
+            return _record_failure(
+                item, error, settings, clock.now()
+            ), error.unreachable
+        return _record_sent(item, reply, clock.now()), False
+
+
+def _release(sessions: SessionFactory, claim: _Claim) -> None:
+    with sessions.begin() as session:
+        item = session.get(OutboxItem, claim.item_id)
+        if item is not None and item.last_reply.startswith(SENDING):
+            item.next_attempt_at, item.last_reply = claim.due, ""
+
+
+def _record_sent(item: OutboxItem, reply: str, now: datetime) -> OutboxStatus:
     item.status = OutboxStatus.SENT
-    item.sent_at = clock.now()
+    item.sent_at = now
     item.last_reply = reply
     if item.ticket is not None:
         log.info(
@@ -206,7 +300,7 @@ def _deliver_one(
         )
     else:  # the digest and mailbox alerts belong to no ticket
         log.info("outbox %d: %s sent", item.id, item.kind)
-    return OutboxStatus.SENT, False
+    return OutboxStatus.SENT
 
 
 def _record_failure(
