@@ -115,11 +115,35 @@ def test_a_database_of_the_first_release_upgrades_and_keeps_its_tickets(
     engine.dispose()
 
     assert str(outdated.value) == (
-        "storage.database_url: schema is at 0001, this version needs 0002; "
+        "storage.database_url: schema is at 0001, this version needs 0003; "
         "run 'mailbot upgrade'"
     )
-    assert (before, after) == ("0001", "0002")
+    assert (before, after) == ("0001", "0003")
     assert [tuple(row) for row in rows] == [("PRG-2026-000001-5", None)]
+
+
+def test_a_database_of_an_early_build_of_0001_is_repaired(database_url: str) -> None:
+    # Trial 29: 0001 was edited after databases were made with it; such a
+    # database upgraded "fine" and then failed every poll.
+    engine = make_engine(database_url)
+    config = AlembicConfig()
+    config.set_main_option(
+        "script_location", str(Path(mailbot.db.__file__).with_name("migrations"))
+    )
+    config.attributes["engine"] = engine
+    command.upgrade(config, "0001")
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE mailbox_incidents"))
+        connection.execute(text("ALTER TABLE mailbox_state DROP COLUMN waiting"))
+        connection.execute(text("ALTER TABLE tickets DROP COLUMN reminded_at"))
+
+    before, after = upgrade(engine)
+    with engine.connect() as connection:
+        drift = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+
+    assert (before, after) == ("0001", "0003")
+    assert drift == []
 
 
 @pytest.mark.postgres
