@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailbot.approval import Approval, pending_draft
@@ -77,7 +77,7 @@ class SlaWatch:
         reminded = escalated = 0
         for ticket_id in self._candidates(now):
             with self.sessions.begin() as session:
-                ticket = session.get(Ticket, ticket_id, with_for_update=True)
+                ticket = _locked_ticket(session, ticket_id)
                 if ticket is None or ticket.status not in OPEN_STATES:
                     continue
                 action = self._advance(session, ticket, now)
@@ -267,6 +267,20 @@ class SlaWatch:
             "late": time_left(ticket.due_at, now, sla, office.timezone),
             "working_hours": sla.mode == "working_hours",
         }
+
+
+def _locked_ticket(session: Session, ticket_id: int) -> Ticket | None:
+    """The ticket, read after taking the lock that keeps a second sweep (a
+    `sweep` by hand beside `run`) from acting on it at the same time.
+
+    PostgreSQL locks the row. SQLite has no row locks: a write to the row first
+    takes its one write lock, so the state read next is the latest and stays
+    so until this transaction ends.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return session.get(Ticket, ticket_id, with_for_update=True)
+    session.execute(update(Ticket).where(Ticket.id == ticket_id).values(id=Ticket.id))
+    return session.get(Ticket, ticket_id, populate_existing=True)
 
 
 def _earlier_steps(ticket: Ticket) -> list[dict[str, Any]]:

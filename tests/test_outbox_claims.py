@@ -7,6 +7,7 @@ import email
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from mailbot.config import SmtpConfig
 from mailbot.inbound import Origin
 from mailbot.models import OutboxItem
 from mailbot.outbox import CLAIM_SECONDS, deliver_due
+from mailbot.references import Reference
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "inbox"
 NOW = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
@@ -131,3 +133,50 @@ def test_a_claim_of_a_process_that_is_gone_is_taken_over_at_once(app: App) -> No
     with app.sessions() as session:
         replies = set(session.scalars(select(OutboxItem.last_reply)))
     assert replies == {"250 accepted"}
+
+
+def test_sweeps_run_at_once_on_sqlite_escalate_each_ticket_once(
+    tmp_path: Path,
+) -> None:
+    # Trial 29: a `sweep` by hand beside `run` sent 1,341 escalations for 716
+    # overdue tickets: SQLite ignores FOR UPDATE.
+    config = write_config(tmp_path / "mailbot.toml", data_dir=tmp_path / "storage")
+    mailbot(config, "import", str(EXAMPLES))
+    database = tmp_path / "storage" / "mailbot.sqlite3"
+    with sqlite3.connect(database) as connection:
+        _copy_tickets(connection, 300)
+        connection.execute(
+            "UPDATE tickets SET received_at = datetime('now', '-25 hours'), "
+            "due_at = datetime('now', '-1 hours')"
+        )
+    command = [str(Path(sys.executable).with_name("mailbot")), "--config", str(config)]
+    env = {**os.environ, "MAILBOT_TEST_SIGNING_KEY": SIGNING_KEY}
+    sweeps = [
+        subprocess.Popen([*command, "sweep"], stdout=subprocess.PIPE, env=env)
+        for _ in range(3)
+    ]
+    for sweep in sweeps:
+        sweep.communicate(timeout=120)
+
+    with sqlite3.connect(database) as connection:
+        steps = connection.execute(
+            "SELECT ticket_id, count(*) FROM events WHERE action = 'escalation' "
+            "GROUP BY ticket_id"
+        ).fetchall()
+        tickets = connection.execute("SELECT count(*) FROM tickets").fetchone()[0]
+    assert tickets == 314
+    assert sorted(count for _, count in steps) == [1] * 314
+
+
+def _copy_tickets(connection: sqlite3.Connection, copies: int) -> None:
+    # Enough overdue tickets that the sweeps overlap.
+    connection.row_factory = sqlite3.Row
+    row = dict(connection.execute("SELECT * FROM tickets LIMIT 1").fetchone())
+    del row["id"]
+    for n in range(copies):
+        row["reference"] = str(Reference("PRG", 2025, n + 1))
+        names = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        connection.execute(
+            f"INSERT INTO tickets ({names}) VALUES ({marks})", list(row.values())
+        )
