@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from mailbot.archive import ArchivedMail
+from mailbot.archive import ArchivedMail, archive_path
 from mailbot.attachments import StoredAttachment
 from mailbot.commitlog import on_commit
 from mailbot.db import SessionFactory
@@ -214,6 +214,10 @@ def duplicate(
     return Disposition(Outcome.DUPLICATE, earlier, reference, "already received")
 
 
+# The key of a quarantined record whose message is being run again.
+_RETRYING = "retrying:"
+
+
 def quarantine(
     sessions: SessionFactory,
     archived: ArchivedMail,
@@ -257,27 +261,56 @@ def quarantine_within(
     return Disposition(Outcome.QUARANTINED, inbound, None, reason)
 
 
-def take_quarantined(sessions: SessionFactory, inbound_id: int) -> tuple[bytes, Origin]:
-    """Remove a quarantined record; its raw bytes and origin, to run again."""
+def take_quarantined(
+    sessions: SessionFactory, inbound_id: int, data_dir: Path
+) -> tuple[bytes, Origin]:
+    """A quarantined message's raw bytes and origin, to run again.
+
+    The record stays listed until ``drop_retried`` removes it after the run,
+    so a crash in between loses nothing; its key is set apart so the run can
+    record the message anew.
+    """
     with sessions.begin() as session:
         inbound = session.get(InboundMail, inbound_id)
         if inbound is None or inbound.status != InboundStatus.QUARANTINED:
             raise MessageError(f"no quarantined message {inbound_id}")
         origin = Origin(inbound.source.split(":", 1)[0], "", inbound.source)
         # Read first: a record whose raw file is missing must stay listed.
-        raw = _read_raw(inbound)
-        session.execute(delete(InboundMail).where(InboundMail.id == inbound_id))
+        raw = _read_raw(inbound, data_dir)
+        if not inbound.dedupe_key.startswith(_RETRYING):
+            inbound.dedupe_key = f"{_RETRYING}{inbound.id}:{inbound.dedupe_key}"[:300]
     return raw, origin
 
 
-def _read_raw(inbound: InboundMail) -> bytes:
-    try:
-        return Path(inbound.raw_path).read_bytes()
-    except OSError as exc:
-        raise MessageError(
-            f"quarantined message {inbound.id}: cannot read {inbound.raw_path}: "
-            f"{exc.strerror}"
-        ) from exc
+def drop_retried(sessions: SessionFactory, inbound_id: int) -> None:
+    """Remove a quarantined record whose message has been run again."""
+    with sessions.begin() as session:
+        session.execute(delete(InboundMail).where(InboundMail.id == inbound_id))
+
+
+def _read_raw(inbound: InboundMail, data_dir: Path) -> bytes:
+    # A data folder moved or restored elsewhere keeps its layout: the file is
+    # found under the digest when the recorded path is gone.
+    paths = [Path(inbound.raw_path), archive_path(data_dir, inbound.sha256)]
+    for path in dict.fromkeys(paths):
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise MessageError(
+                f"quarantined message {inbound.id}: cannot read {path}: {exc.strerror}"
+            ) from exc
+        if hashlib.sha256(raw).hexdigest() != inbound.sha256:
+            raise MessageError(
+                f"quarantined message {inbound.id}: {path} does not hold the bytes "
+                "received (its SHA-256 differs); not run again"
+            )
+        return raw
+    raise MessageError(
+        f"quarantined message {inbound.id}: cannot read {inbound.raw_path}: "
+        "No such file or directory"
+    )
 
 
 def keep(

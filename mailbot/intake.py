@@ -27,6 +27,7 @@ from mailbot.inbound import (
     Origin,
     Result,
     dedupe_key,
+    drop_retried,
     duplicate,
     earlier_record,
     quarantine,
@@ -218,9 +219,13 @@ class Intake:
         return quarantine(self.sessions, archived, origin, reason, now)
 
     def retry(self, inbound_id: int) -> Result:
-        """Run a quarantined message through intake again."""
-        raw, origin = take_quarantined(self.sessions, inbound_id)
-        return self.receive(raw, origin)
+        """Run a quarantined message through intake again; its old record goes
+        once the message has a new one."""
+        data_dir = self.settings.storage.data_dir
+        raw, origin = take_quarantined(self.sessions, inbound_id, data_dir)
+        result = self.receive(raw, origin)
+        drop_retried(self.sessions, inbound_id)
+        return result
 
     def _examine(
         self, session: Session, raw: bytes, archived: ArchivedMail, origin: Origin

@@ -273,3 +273,44 @@ def test_import_counts_one_message_in_the_singular(tmp_path: Path) -> None:
         "imported 1 message: 1 ticket, 0 follow_up, 0 staff, 0 automatic, "
         "0 duplicate, 0 quarantined, 0 forged"
     ]
+
+
+def _quarantined_once(tmp_path: Path) -> tuple[Path, Path]:
+    config = write_config(tmp_path / "mailbot.toml", data_dir=tmp_path / "storage")
+    mail = tmp_path / "tanpa-pengirim.eml"
+    mail.write_bytes(b"To: porong@sidoarjokab.go.id\nSubject: tanpa pengirim\n\nIsi.\n")
+    mailbot(config, "import", str(mail))
+    return config, next((tmp_path / "storage" / "raw").rglob("*.eml"))
+
+
+def test_a_retry_refuses_an_archive_file_that_changed(tmp_path: Path) -> None:
+    # Trial 29: a truncated archive file was run as the message, its text lost.
+    config, raw = _quarantined_once(tmp_path)
+    raw.write_bytes(raw.read_bytes()[:20])
+
+    retried = mailbot(config, "quarantine", "retry", "1", check=False)
+    listed = mailbot(config, "quarantine", "list")
+
+    assert retried.returncode == 1
+    assert retried.stderr.strip() == (
+        f"error: quarantined message 1: {raw} does not hold the bytes received "
+        "(its SHA-256 differs); not run again"
+    )
+    assert listed.stdout.splitlines()[0].startswith("1  ")
+
+
+def test_a_retry_finds_the_archive_of_a_moved_data_folder_and_says_the_new_id(
+    tmp_path: Path,
+) -> None:
+    # Trial 29: raw paths are stored whole; after a move, retry could not read.
+    _quarantined_once(tmp_path)
+    (tmp_path / "storage").rename(tmp_path / "moved")
+    moved = write_config(tmp_path / "moved.toml", data_dir=tmp_path / "moved")
+
+    retried = mailbot(moved, "quarantine", "retry", "1")
+    listed = mailbot(moved, "quarantine", "list")
+
+    assert retried.stdout.strip() == (
+        "quarantined: no usable sender address in From (now quarantined as 2)"
+    )
+    assert [line.split("  ")[0] for line in listed.stdout.splitlines()[::2]] == ["2"]

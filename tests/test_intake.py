@@ -20,7 +20,7 @@ from mailbot.config import parse_settings
 from mailbot.db import make_engine
 from mailbot.errors import MessageError
 from mailbot.importing import read_messages
-from mailbot.inbound import Origin, Outcome
+from mailbot.inbound import Origin, Outcome, take_quarantined
 from mailbot.intake import failure_reason
 from mailbot.letters import NOTICE_TEXT_LIMIT, greeting_name, notice_text
 from mailbot.models import (
@@ -789,3 +789,29 @@ def test_a_database_error_is_named_without_its_statement_or_parameters(
         "OperationalError: no such column: no_such_column"
     )
     assert failure_reason(ValueError("bad\nsecond line")) == "ValueError: bad"
+
+
+def test_a_retry_cut_short_leaves_the_message_listed_and_can_run_again(
+    app: App,
+) -> None:
+    # Trial 29: the record was deleted before the run; a kill in between left
+    # the message nowhere.
+    raw = b"To: porong@sidoarjokab.go.id\nSubject: tanpa pengirim\n\nIsi.\n"
+    first = app.intake.receive(raw, Origin("import", "", "test"))
+    data_dir = app.settings.storage.data_dir
+
+    take_quarantined(app.sessions, first.inbound_id, data_dir)  # then a crash
+    listed = _quarantined(app)
+    again = app.intake.retry(first.inbound_id)
+
+    assert listed == [(first.inbound_id, "no usable sender address in From")]
+    assert _quarantined(app) == [(again.inbound_id, "no usable sender address in From")]
+    assert again.inbound_id != first.inbound_id
+
+
+def _quarantined(app: App) -> list[tuple[int, str]]:
+    with app.sessions() as session:
+        rows = session.scalars(
+            select(InboundMail).where(InboundMail.status == InboundStatus.QUARANTINED)
+        )
+        return [(row.id, row.reason) for row in rows]

@@ -16,6 +16,7 @@ from mailbot.cli.base import (
     print_json,
 )
 from mailbot.errors import InvalidReferenceError, MailbotError
+from mailbot.inbound import Outcome
 from mailbot.models import OutboxStatus, TicketStatus
 from mailbot.outbox import failed_ids, retry
 from mailbot.references import parse_reference
@@ -166,7 +167,10 @@ def quarantine_list(context: Context, as_json: bool) -> None:
 def quarantine_retry(context: Context, inbound_id: int) -> None:
     """Run a quarantined message through intake again."""
     result = context.existing_app.intake.retry(inbound_id)
-    click.echo(f"{result.outcome}: {result.reference or result.reason}")
+    said = f"{result.outcome}: {result.reference or result.reason}"
+    if result.outcome == Outcome.QUARANTINED:
+        said += f" (now quarantined as {result.inbound_id})"
+    click.echo(said)
 
 
 @cli.group()
