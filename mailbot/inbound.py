@@ -99,22 +99,31 @@ def dedupe_key(message_id: str | None, archived: ArchivedMail) -> str:
     return key
 
 
-def same_message(earlier: InboundMail, raw: bytes) -> bool:
+def same_message(earlier: InboundMail, raw: bytes, data_dir: Path) -> bool:
     """Whether ``raw``, which has the Message-ID of ``earlier``, is that message.
 
     The same message in both inboxes differs in its Received and Delivered-To
     headers but keeps From, Date and Subject; a sender that stamps one
     Message-ID on different mail (a badly made web form, a copied draft) does not.
     """
-    try:
-        with open(earlier.raw_path, "rb") as archived:
-            before = archived.read(_HEADER_BYTES)
-    except OSError as exc:
-        # Without the earlier file, taking it for the same message loses
-        # nothing that is not already archived under its own digest.
-        log.warning("message %s: cannot compare: %s", earlier.sha256[:12], exc)
-        return True
-    return _fingerprint(before) == _fingerprint(raw[:_HEADER_BYTES])
+    # A data folder moved or restored elsewhere has the file under its digest.
+    paths = [Path(earlier.raw_path), archive_path(data_dir, earlier.sha256)]
+    for path in dict.fromkeys(paths):
+        try:
+            with open(path, "rb") as archived:
+                before = archived.read(_HEADER_BYTES)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("message %s: cannot compare: %s", earlier.sha256[:12], exc)
+            break
+        return _fingerprint(before) == _fingerprint(raw[:_HEADER_BYTES])
+    # Without the earlier file, taking it for the same message loses nothing
+    # that is not already archived under its own digest.
+    log.warning(
+        "message %s: earlier copy unreadable; taken as the same", earlier.sha256[:12]
+    )
+    return True
 
 
 def reused_id_key(key: str, raw: bytes) -> str:

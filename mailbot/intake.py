@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -232,7 +233,8 @@ class Intake:
     ) -> _Examined | Disposition:
         """Parse, de-duplicate and screen; everything that finds a message bad."""
         mail = parse_message(raw, now=self.clock.now())
-        key, earlier = _earlier(session, mail, raw, archived)
+        data_dir = self.settings.storage.data_dir
+        key, earlier = _earlier(session, mail, raw, archived, data_dir)
         if earlier is not None:
             return duplicate(session, earlier, archived, origin)
 
@@ -265,12 +267,16 @@ class Intake:
 
 
 def _earlier(
-    session: Session, mail: ParsedMail, raw: bytes, archived: ArchivedMail
+    session: Session,
+    mail: ParsedMail,
+    raw: bytes,
+    archived: ArchivedMail,
+    data_dir: Path,
 ) -> tuple[str, InboundMail | None]:
     """The message's key, and the record of its earlier copy if there is one."""
     key = dedupe_key(mail.message_id, archived)
     earlier = earlier_record(session, key)
-    if earlier is None or same_message(earlier, raw):
+    if earlier is None or same_message(earlier, raw, data_dir):
         return key, earlier
 
     first, key = earlier, reused_id_key(key, raw)

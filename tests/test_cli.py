@@ -314,3 +314,29 @@ def test_a_retry_finds_the_archive_of_a_moved_data_folder_and_says_the_new_id(
         "quarantined: no usable sender address in From (now quarantined as 2)"
     )
     assert [line.split("  ")[0] for line in listed.stdout.splitlines()[::2]] == ["2"]
+
+
+def test_a_reused_message_id_is_told_apart_after_the_data_folder_moved(
+    tmp_path: Path,
+) -> None:
+    # Trial 29: with the earlier file not where its record said, a different
+    # complaint with an old Message-ID was taken for a duplicate.
+    def complaint(sender: str, subject: str) -> Path:
+        path = tmp_path / f"{subject}.eml"
+        path.write_bytes(
+            f"From: {sender}\nTo: porong@sidoarjokab.go.id\nSubject: {subject}\n"
+            "Message-ID: <form-1@web.example>\n\nMohon dibantu.\n".encode()
+        )
+        return path
+
+    config = write_config(tmp_path / "mailbot.toml", data_dir=tmp_path / "storage")
+    mailbot(config, "import", str(complaint("Budi <budi@example.com>", "Jalan")))
+    (tmp_path / "storage").rename(tmp_path / "moved")
+    moved = write_config(tmp_path / "moved.toml", data_dir=tmp_path / "moved")
+
+    done = mailbot(moved, "import", str(complaint("Siti <siti@example.net>", "Banjir")))
+
+    assert done.stdout.strip() == (
+        "imported 1 message: 1 ticket, 0 follow_up, 0 staff, 0 automatic, "
+        "0 duplicate, 0 quarantined, 0 forged"
+    )
