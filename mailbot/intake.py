@@ -9,13 +9,14 @@ quarantined with its reason and can be re-run with ``quarantine retry``.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from mailbot.archive import ArchivedMail, archive, sync_archive
@@ -137,7 +138,9 @@ class Intake:
                 ]
                 session.flush()
                 return [disposition.result() for disposition in ended]
-        except Exception as exc:  # noqa: BLE001 - the batch boundary: go one by one
+        except Exception as exc:
+            if storage_trouble(exc):
+                raise
             # Nothing of the batch was logged: state changes log on commit.
             log.warning(
                 "batch of %d messages rolled back (%s: %s); taking them one at a time",
@@ -172,6 +175,11 @@ class Intake:
         except MessageError as exc:
             return self._quarantine(archived, origin, str(exc))
         except Exception as exc:  # the per-message boundary: set aside, go on
+            if storage_trouble(exc):
+                # A full disk or a locked database is no fault of the message:
+                # the run stops, the message stays unhandled on the server,
+                # and it is taken again once the trouble is over.
+                raise
             log.exception(
                 "message %s from %s failed", archived.sha256[:12], origin.source
             )
@@ -325,3 +333,14 @@ def failure_reason(exc: Exception) -> str:
     lines = str(cause).strip().splitlines()
     name = type(cause).__name__
     return f"{name}: {lines[0]}" if lines else name
+
+
+# Errors of the machine, not of a message: a full, read-only or failing disk.
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+
+def storage_trouble(exc: BaseException) -> bool:
+    """Whether an error is the storage's (disk or database), not the message's."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import errno
 import hashlib
 import logging
 import mailbox
@@ -815,3 +816,29 @@ def _quarantined(app: App) -> list[tuple[int, str]]:
             select(InboundMail).where(InboundMail.status == InboundStatus.QUARANTINED)
         )
         return [(row.id, row.reason) for row in rows]
+
+
+def test_a_full_disk_stops_intake_instead_of_blaming_the_message(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Trial 29: three complaints were quarantined for "No space left on
+    # device", marked handled on the server, and never answered.
+    raw = _mail("Siti <siti@example.net>", "Banjir", "Banjir di Gedang.", "b@x")
+
+    def full(*args: object, **kwargs: object) -> object:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("mailbot.filing.store_within_limits", full)
+        with pytest.raises(OSError, match="No space left"):
+            app.intake.receive(raw, Origin("import", "", "test"))
+        with pytest.raises(OSError, match="No space left"):
+            app.intake.receive_batch(
+                [(raw, Origin("import", "", "a")), (raw, Origin("import", "", "b"))]
+            )
+    with app.sessions() as session:
+        recorded = session.scalar(select(func.count(InboundMail.id)))
+    later = app.intake.receive(raw, Origin("import", "", "test"))
+
+    assert recorded == 0
+    assert (later.outcome, later.reference) == (Outcome.TICKET, "PRG-2026-000001-5")
