@@ -35,12 +35,17 @@ def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
     if not path.parent.is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        # A half-written file must not stay behind, on a disk already full.
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _legacy_path(data_dir: Path, sha256: str) -> Path:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from pathlib import Path
 
-from mailbot.archive import archive
+import pytest
+
+from mailbot.archive import archive, write_atomically
 
 RAW = b"From: budi@example.com\r\nSubject: Jalan rusak\r\n\r\nIsi.\r\n"
 SHA = hashlib.sha256(RAW).hexdigest()
@@ -44,3 +47,19 @@ def test_a_legacy_file_cut_short_is_written_again_in_the_new_layout(
 
     assert kept.path == tmp_path / "raw" / SHA[:2] / f"{SHA}.eml"
     assert kept.path.read_bytes() == RAW
+
+
+def test_a_write_that_fails_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Trial 29: a full disk kept each half-written ".tmp" file.
+    target = tmp_path / "raw" / "ab" / "abc.eml"
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("mailbot.archive.os.replace", full)
+    with pytest.raises(OSError, match="No space left"):
+        write_atomically(target, b"Subject: x\r\n\r\nisi\r\n")
+
+    assert list((tmp_path / "raw" / "ab").iterdir()) == []
