@@ -146,3 +146,17 @@ def without_sign_off(text: str) -> str:
         if kept and after and all(len(line) <= _SIGN_OFF_WIDTH for line in after):
             return kept
     return text.rstrip()
+
+
+# "Yth. Bapak Budi," or "Kepada Yth. Ibu Siti," on the answer's first line.
+_SALUTATION = re.compile(
+    r"^[ \t]*(?:kepada[ \t]+)?yth\b\.?[^\n]{0,80}[,:]?[ \t]*\n", re.IGNORECASE
+)
+
+
+def without_salutation(text: str) -> str:
+    """A staff answer without its own "Yth. ..." line: the letter greets the
+    complainant already, and a second greeting reads as a mistake."""
+    stripped = text.lstrip()
+    kept = _SALUTATION.sub("", stripped, count=1)
+    return kept.lstrip() if kept != stripped and kept.strip() else text

@@ -25,7 +25,7 @@ from mailbot.errors import CommandError
 from mailbot.letters import Received
 from mailbot.models import Event, Ticket, TicketStatus
 from mailbot.policy import POST_TITLES, Role
-from mailbot.replies import without_sign_off
+from mailbot.replies import without_salutation, without_sign_off
 from mailbot.tickets import change_status, record_event
 
 log = logging.getLogger(__name__)
@@ -360,7 +360,13 @@ class _Turn:
                 "Salam penutup dan tanda tangan Bapak/Ibu tidak disertakan dalam "
                 "surat kepada pengadu; surat ditutup atas nama kantor."
             )
-        return kept
+        greeted = without_salutation(kept)
+        if greeted != kept:
+            self.answer_to_staff.lines.append(
+                "Sapaan pembuka Bapak/Ibu tidak disertakan; surat sudah menyapa "
+                "pengadu."
+            )
+        return greeted
 
     def close(self, text: str) -> None:
         closing = _last_closing(self.ticket)

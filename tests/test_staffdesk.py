@@ -273,6 +273,16 @@ def test_the_colon_sign_off_and_hashtags_of_staff_stay_out_of_the_answer(
     ) in desk.last_text()
 
 
+def test_the_staffs_own_greeting_is_left_out_of_the_answer(desk: Desk) -> None:
+    # Trial 30: "Yth. Bapak/Ibu Budi Santoso," was followed by "Yth. Bapak Budi,".
+    desk.reply(EKBANG, "#tanggapan Yth. Bapak Budi,\n\nLampu sudah diganti.")
+
+    text = desk.last_text("final_response")
+    assert text.count("Yth.") == 1
+    assert text.split("-" * 60)[1] == " Lampu sudah diganti. "
+    assert "Sapaan pembuka Bapak/Ibu tidak disertakan" in desk.last_text()
+
+
 def test_with_approval_a_unit_answer_waits_for_the_approver(
     make_desk: Callable[[str], Desk],
 ) -> None:
