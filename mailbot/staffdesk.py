@@ -386,9 +386,11 @@ class _Turn:
     def status(self, text: str) -> None:
         self.session.flush()
         ticket = self.ticket
+        awaiting = self.desk.approval.awaiting(ticket)
         self.answer_to_staff.status = {
             "reference": ticket.reference,
             "status": str(ticket.status),
+            "awaiting": POST_TITLES[awaiting] if awaiting else None,
             "unit": ticket.unit_code,
             "history": [
                 {"at": e.at, "actor": e.actor, "action": e.action, "detail": e.detail}

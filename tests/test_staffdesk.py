@@ -475,6 +475,20 @@ def test_approvers_still_asked_are_told_when_a_higher_post_sent_the_draft(
     ]
 
 
+def test_status_says_which_post_a_draft_waits_for(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk('[workflow]\napproval = ["sekcam"]\n')
+    desk.reply(EKBANG, "#tanggapan Lampu diganti Senin.")
+
+    desk.reply(OPERATOR, "#status")
+
+    assert (
+        "Status : sedang ditangani; draf menunggu persetujuan Sekretaris Camat "
+        "Unit" in desk.last_text()
+    )
+
+
 def test_an_approval_request_says_where_an_approval_passes_the_draft(
     make_desk: Callable[[str], Desk],
 ) -> None:
