@@ -188,6 +188,9 @@ def _decode_base64_run(run: bytes) -> bytes:
 def id_list(values: list[str]) -> tuple[str, ...]:
     """Return the message ids in header values, in order, without <>."""
     text = plain(" ".join(values))
+    if "=?" in text:
+        # Python's email package writes an over-long id as encoded words.
+        text = _decode_words(" ".join(text.split()), "message id", [])
     found = _ANGLE_ID.findall(text) or [t for t in text.split() if "@" in t]
     ids = ("".join(_CONTROLS.sub("", item).split()) for item in found)
     return tuple(dict.fromkeys(item for item in ids if item))
