@@ -148,7 +148,8 @@ def test_a_message_id_python_wrote_as_encoded_words_is_read() -> None:
     # Python's email package encodes an In-Reply-To too long for one line.
     raw = (
         b"From: a@example.com\r\nSubject: Re: x\r\nMessage-ID: <r@example.com>\r\n"
-        b"In-Reply-To: =?utf-8?q?=3C179641260160=2E16667=2E14804457247946738586=2Eunfi?=\r\n"
+        b"In-Reply-To:\r\n"
+        b" =?utf-8?q?=3C179641260160=2E16667=2E14804457247946738586=2Eunfi?=\r\n"
         b" =?utf-8?q?led-staff-mail=40sidoarjokab=2Ego=2Eid=3E?=\r\n\r\nisi\r\n"
     )
 
