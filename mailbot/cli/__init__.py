@@ -41,7 +41,8 @@ def main() -> None:
         sys.exit(1)
     except OSError as exc:
         # A data folder that cannot be created or written, a disk that is full.
-        click.echo(f"error: storage: {exc.strerror or exc}: {exc.filename}", err=True)
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"error: storage: {exc.strerror or exc}{where}", err=True)
         sys.exit(1)
     except DBAPIError as exc:
         # The driver's own words say enough (read-only file, refused connection).
