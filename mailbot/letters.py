@@ -317,6 +317,11 @@ def notice_text(text: str) -> str:
 _NAME = re.compile(r"[^\W\d_]+(?:[ .,'\u2019()-]+[^\W\d_]*)*")
 _LINK = re.compile(r"(?:[a-z][a-z0-9+.-]*://|www\.)\S*", re.IGNORECASE)
 MAX_NAME_CHARS = 60
+# Display names that stand in for no name: "Yth. Bapak/Ibu Anonim" reads wrong.
+_NOT_NAMES = frozenset(
+    {"anonim", "anonymous", "admin", "warga", "pelapor", "masyarakat", "user"}
+    | {"saya", "hamba allah", "no name", "noname", "-"}
+)
 MAX_NAME_WORDS = 8
 _HONORIFICS = re.compile(
     r"^(?:(?:bapak|bpk|pak|ibu|bu|sdr|sdri|saudara|saudari)\.?\s+)+", re.IGNORECASE
@@ -356,7 +361,8 @@ def greeting_name(name: str) -> str:
 
 def _looks_like_a_name(name: str) -> bool:
     return (
-        len(name) <= MAX_NAME_CHARS
+        name.casefold() not in _NOT_NAMES
+        and len(name) <= MAX_NAME_CHARS
         and len(name.split()) <= MAX_NAME_WORDS
         and _NAME.fullmatch(name) is not None
     )

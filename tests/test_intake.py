@@ -715,6 +715,9 @@ def test_a_long_complaint_is_cut_in_the_staff_notice_only() -> None:
         ("Warga. PENTING: Bantuan BPNT Anda DIBLOKIR. Verifikasi PIN ATM", ""),
         ("Budi 081234567890", ""),
         ("https://bpnt-porong.evil.example", ""),
+        # Trial 30: a stand-in for no name.
+        ("Anonim", ""),
+        ("Hamba Allah", ""),
         ("Ahmad Budi Candra Dewi Eko Fajar Gita Hadi Indra", ""),
     ],
 )
