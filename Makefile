@@ -12,7 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# git checks storage/ out for everyone to read; what it will hold is not.
 demo: $(STAMP)
+	chmod 700 storage
 	$(BIN)/mailbot demo examples/inbox
 
 services:

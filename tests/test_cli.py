@@ -102,6 +102,23 @@ def test_check_warns_of_an_account_where_a_staff_from_is_enough(
     ]
 
 
+def test_check_warns_of_a_data_dir_open_to_other_users(tmp_path: Path) -> None:
+    storage = tmp_path / "storage"
+    storage.mkdir(mode=0o755)
+    storage.chmod(0o755)
+    config = write_config(tmp_path / "mailbot.toml", data_dir=storage)
+
+    before = mailbot(config, "check", check=False)
+    storage.chmod(0o700)
+    after = mailbot(config, "check", check=False)
+
+    assert [line for line in before.stdout.splitlines() if "data_dir " in line] == [
+        f"warning: data_dir {storage} is open to other users (mode 755); it holds "
+        "raw mail and KTP scans: chmod 700 it"
+    ]
+    assert [line for line in after.stdout.splitlines() if "data_dir " in line] == []
+
+
 def test_send_refuses_to_start_without_its_secret(tmp_path: Path) -> None:
     config = tmp_path / "mailbot.toml"
     config.write_text(

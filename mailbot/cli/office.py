@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from datetime import datetime
 from pathlib import Path
 
@@ -56,21 +57,8 @@ def check(context: Context, connect: bool) -> None:
     )
     click.echo(f"outgoing mail: {outbox}")
     click.echo(f"units: {', '.join(u.code for u in settings.units)}")
-    for role, purpose in _CHAIN:
-        if not settings.staff_with_role(role):
-            click.echo(f"warning: no [[staff]] with role {role}: {purpose}")
-    for unit in settings.units:
-        if not settings.unit_recipients(unit.code):
-            click.echo(
-                f"warning: unit {unit.code} has no emails and no [[staff]]: "
-                "nobody is told of its tickets"
-            )
-    for account in settings.accounts:
-        if not (account.trusted_authserv_id or settings.security.trusted_authserv_id):
-            click.echo(
-                f"warning: account {account.name} has no trusted_authserv_id: a "
-                "staff address in From is enough to run commands"
-            )
+    for warning in _warnings(settings):
+        click.echo(f"warning: {warning}")
     problems = _problems(settings)
     for problem in problems:
         click.echo(f"problem: {problem}")
@@ -87,6 +75,44 @@ _CHAIN: tuple[tuple[Role, str], ...] = (
     ("sekcam", "escalation passes this post over"),
     ("camat", "escalation step 3 and the daily digest reach nobody"),
 )
+
+
+def _warnings(settings: Settings) -> list[str]:
+    found = [
+        f"no [[staff]] with role {role}: {purpose}"
+        for role, purpose in _CHAIN
+        if not settings.staff_with_role(role)
+    ]
+    found += [
+        f"unit {unit.code} has no emails and no [[staff]]: nobody is told of its "
+        "tickets"
+        for unit in settings.units
+        if not settings.unit_recipients(unit.code)
+    ]
+    found += [
+        f"account {account.name} has no trusted_authserv_id: a staff address in "
+        "From is enough to run commands"
+        for account in settings.accounts
+        if not (account.trusted_authserv_id or settings.security.trusted_authserv_id)
+    ]
+    data_dir = settings.storage.data_dir
+    open_mode = _open_to_others(data_dir)
+    if open_mode is not None:
+        found.append(
+            f"data_dir {data_dir} is open to other users (mode {open_mode:o}); it "
+            "holds raw mail and KTP scans: chmod 700 it"
+        )
+    return found
+
+
+def _open_to_others(data_dir: Path) -> int | None:
+    # mailbot creates its folders for its own user; a folder made before it
+    # (a git checkout's storage/, an operator's mkdir) keeps what it had.
+    try:
+        mode = stat.S_IMODE(data_dir.stat().st_mode)
+    except OSError:
+        return None
+    return mode if mode & 0o077 else None
 
 
 def _problems(settings: Settings) -> list[str]:
