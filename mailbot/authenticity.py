@@ -1,7 +1,8 @@
 """Sender checks: whether a message that claims a staff address really is from it.
 
-Reads the Authentication-Results headers (RFC 8601) of a parsed message and the
-threading evidence; writes only the record of a refused attempt. Only the header
+Reads the Authentication-Results headers (RFC 8601, parsed by authres) of a
+parsed message and the threading evidence; writes only the record of a refused
+attempt. Only the header
 written by our own trusted receiving server counts, and only when it is the
 topmost: any sender can add headers naming any server, ours included. Each
 account may name its own server (two inboxes on two providers); without one,
@@ -11,10 +12,11 @@ the staff address alone is taken, as before this check.
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
+import authres
 from sqlalchemy.orm import Session
 
 from mailbot.commitlog import on_commit
@@ -24,10 +26,8 @@ from mailbot.tickets import record_event
 
 log = logging.getLogger(__name__)
 
-_COMMENT = re.compile(r"\([^()]*\)")
-_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
-_RESULT = re.compile(r"^\s*(dkim|spf)\s*=\s*([a-z]+)\b(.*)$", re.IGNORECASE)
-_PROPERTY = re.compile(r"\b(header\.d|header\.i|smtp\.mailfrom)\s*=\s*(\S+)", re.I)
+# The properties that name the domain a DKIM or SPF pass vouches for.
+_DOMAIN_PROPERTIES = {("header", "d"), ("header", "i"), ("smtp", "mailfrom")}
 
 
 @dataclass(frozen=True)
@@ -40,53 +40,61 @@ class SenderCheck:
 
 
 def check_sender(
-    mail: ParsedMail, trusted_authserv_id: str | None, *, signed_reply: bool
+    mail: ParsedMail, trusted_servers: Collection[str], *, signed_reply: bool
 ) -> SenderCheck:
-    """Whether the From address is backed by the trusted server's DKIM or SPF pass.
+    """Whether the From address is backed by a trusted server's DKIM or SPF pass.
 
+    ``trusted_servers`` are the authserv-ids whose header counts: the one of the
+    inbox the mail came from, or, for an imported file, any configured one.
     ``signed_reply`` (a reply naming our Message-ID signed for this very address)
     is recorded as further evidence; alone it does not make a sender authentic.
     """
     evidence = ("signed-reply",) if signed_reply else ()
-    if trusted_authserv_id is None:
+    if not trusted_servers:
         return SenderCheck(True, ("staff-address", *evidence), "no trusted server set")
 
-    header = _trusted_header(mail.authentication_results, trusted_authserv_id)
-    if header is None and not mail.authentication_results:
+    headers = mail.authentication_results
+    if not headers:
         return SenderCheck(False, evidence, "no Authentication-Results of ours")
-    if header is None:
+    topmost = _parsed(headers[0])
+    if topmost is None:
+        return SenderCheck(False, evidence, "topmost Authentication-Results unreadable")
+    if topmost.authserv_id.lower() not in {t.strip().lower() for t in trusted_servers}:
         reason = "topmost Authentication-Results is not our server's"
         return SenderCheck(False, evidence, reason)
-    passed = _aligned_passes(header, _domain(mail.sender_address))
+    passed = _aligned_passes(topmost, _domain(mail.sender_address))
     if not passed:
         return SenderCheck(False, evidence, "neither DKIM nor SPF passed, aligned")
     return SenderCheck(True, (*passed, *evidence), "authenticated")
 
 
-def _trusted_header(headers: tuple[str, ...], authserv_id: str) -> str | None:
-    # Only the topmost header is the one our server prepended on receipt. A
-    # header naming our server further down came with the message: a sender
-    # writes it above everything the real path added, so it is never read.
-    if not headers:
+def _parsed(header: str) -> authres.AuthenticationResultsHeader | None:
+    # Only the topmost header is the one our server prepended on receipt: a
+    # sender writes any header naming our server above what the real path
+    # added, so none below is read. One that breaks the grammar (a comment
+    # left open by a quoted sender) vouches for nothing.
+    value = " ".join(header.split())
+    try:
+        return authres.AuthenticationResultsHeader.parse_value(value)
+    except authres.AuthResError:
         return None
-    first, _, rest = _COMMENT.sub(" ", headers[0]).partition(";")
-    words = first.split()
-    if words and words[0].lower() == authserv_id.strip().lower():
-        return rest
-    return None
 
 
-def _aligned_passes(results: str, sender_domain: str) -> tuple[str, ...]:
-    # A quoted local part may hold ";" and "dkim=pass" of its own making.
-    results = _QUOTED.sub("q", results)
+def _aligned_passes(
+    header: authres.AuthenticationResultsHeader, sender_domain: str
+) -> tuple[str, ...]:
     passed: list[str] = []
-    for resinfo in results.split(";"):
-        match = _RESULT.match(resinfo)
-        if match is None or match[2].lower() != "pass":
+    for result in header.results:
+        method = str(result.method).lower()
+        if method not in {"dkim", "spf"} or str(result.result).lower() != "pass":
             continue
-        domains = [_domain(value) for _, value in _PROPERTY.findall(match[3])]
+        domains = [
+            _domain(str(prop.value))
+            for prop in result.properties
+            if (str(prop.type).lower(), str(prop.name).lower()) in _DOMAIN_PROPERTIES
+        ]
         if any(_aligned(domain, sender_domain) for domain in domains):
-            passed.append(match[1].lower())
+            passed.append(method)
     return tuple(dict.fromkeys(passed))
 
 

@@ -429,17 +429,20 @@ class Filing:
         self, mail: ParsedMail, thread: Thread | None, origin: Origin
     ) -> SenderCheck:
         signed = thread is not None and thread.addressed_to_sender
-        return check_sender(mail, self._trusted_server(origin), signed_reply=signed)
+        return check_sender(mail, self._trusted_servers(origin), signed_reply=signed)
 
-    def _trusted_server(self, origin: Origin) -> str | None:
+    def _trusted_servers(self, origin: Origin) -> tuple[str, ...]:
         # Each inbox may sit with another provider, whose server writes the
-        # header; imported mail has only the office-wide setting.
+        # header. An imported file may come from any inbox: any configured
+        # server counts, and with one configured a From alone never does.
         office_wide = self.settings.security.trusted_authserv_id
         try:
             account = self.settings.account(origin.account)
         except KeyError:
-            return office_wide
-        return account.trusted_authserv_id or office_wide
+            named = [a.trusted_authserv_id for a in self.settings.accounts]
+            return tuple(dict.fromkeys(s for s in [office_wide, *named] if s))
+        chosen = account.trusted_authserv_id or office_wide
+        return (chosen,) if chosen else ()
 
     def _forged(
         self,

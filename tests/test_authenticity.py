@@ -23,7 +23,7 @@ def _mail(*results: str) -> bytes:
 
 def _check(*results: str, signed: bool = False) -> SenderCheck:
     mail = parse_message(_mail(*results), now=datetime(2026, 12, 3, tzinfo=UTC))
-    return check_sender(mail, TRUSTED, signed_reply=signed)
+    return check_sender(mail, (TRUSTED,), signed_reply=signed)
 
 
 @pytest.mark.parametrize(
@@ -92,8 +92,43 @@ def test_a_signed_reply_is_evidence_but_not_enough_alone() -> None:
 def test_without_a_trusted_server_the_staff_address_is_taken() -> None:
     mail = parse_message(_mail(), now=datetime(2026, 12, 3, tzinfo=UTC))
 
-    check = check_sender(mail, None, signed_reply=True)
+    check = check_sender(mail, (), signed_reply=True)
 
     assert check == SenderCheck(
         True, ("staff-address", "signed-reply"), "no trusted server set"
     )
+
+
+def test_a_domain_hidden_in_a_comment_left_open_vouches_for_nothing() -> None:
+    # Trial 32: our server copied the quoted envelope sender into its SPF
+    # comment; the quote's parentheses left a header.d= outside any comment.
+    sender = '"(x) header.d=porong.example.go.id (y"@evil.example'
+    check = _check(
+        f"{TRUSTED}; spf=pass ({TRUSTED}: domain of {sender} designates "
+        f"203.0.113.9 as permitted sender) smtp.mailfrom={sender}; dkim=none"
+    )
+
+    assert check == SenderCheck(False, (), "topmost Authentication-Results unreadable")
+
+
+def test_a_domain_inside_another_propertys_value_does_not_count() -> None:
+    check = _check(
+        f"{TRUSTED}; dkim=pass header.s=header.d=porong.example.go.id "
+        "header.d=evil.example"
+    )
+
+    assert check == SenderCheck(False, (), "neither DKIM nor SPF passed, aligned")
+
+
+def test_a_gmail_shaped_header_with_versions_and_comments_is_read() -> None:
+    check = _check(
+        f"{TRUSTED.upper()} 1;\r\n       dkim=pass (2048-bit key; unprotected) "
+        "header.i=@porong.example.go.id header.s=20230601 header.b=Ab+/1;\r\n"
+        "       arc=pass (i=1);\r\n       spf=pass (google.com: domain of "
+        "ekbang.staf@porong.example.go.id designates 209.85.220.41 as permitted "
+        "sender) smtp.mailfrom=ekbang.staf@porong.example.go.id;\r\n"
+        "       dmarc=pass (p=NONE sp=QUARANTINE dis=NONE) "
+        "header.from=porong.example.go.id"
+    )
+
+    assert check == SenderCheck(True, ("dkim", "spf"), "authenticated")

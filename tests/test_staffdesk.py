@@ -76,8 +76,8 @@ class Desk:
         self.app, self.clock = app, clock
         self.count = 0
 
-    def receive(self, raw: bytes) -> Outcome:
-        return self.app.intake.receive(raw, ORIGIN).outcome
+    def receive(self, raw: bytes, origin: Origin = ORIGIN) -> Outcome:
+        return self.app.intake.receive(raw, origin).outcome
 
     def letters(self) -> list[tuple[str, tuple[str, ...]]]:
         with self.app.sessions() as session:
@@ -123,7 +123,13 @@ class Desk:
             return [(e.actor, e.action) for e in ticket.events]
 
     def reply(
-        self, sender: str, body: str, in_reply_to: str = "", *, results: str = ""
+        self,
+        sender: str,
+        body: str,
+        in_reply_to: str = "",
+        *,
+        results: str = "",
+        origin: Origin = ORIGIN,
     ) -> Outcome:
         self.count += 1
         self.clock.moment += timedelta(minutes=5)
@@ -138,7 +144,8 @@ class Desk:
             message["In-Reply-To"] = f"<{in_reply_to}>"
         message.set_content(body)
         # Long Message-IDs stay on one line, as mail clients write them.
-        return self.receive(message.as_bytes(policy=default.clone(max_line_length=998)))
+        raw = message.as_bytes(policy=default.clone(max_line_length=998))
+        return self.receive(raw, origin)
 
 
 def _plain(raw: bytes) -> str:
@@ -1010,6 +1017,34 @@ def test_an_account_names_the_server_whose_verdict_counts_for_its_mail(
     assert outcomes == [Outcome.STAFF, Outcome.FORGED, Outcome.FORGED]
     assert [detail for _, action, detail in desk.history() if action == "note"] == [
         "lewat server dinas"
+    ]
+
+
+def test_an_imported_staff_mail_needs_the_verdict_of_a_configured_server(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    # Trial 32: with the servers set only per account, an imported file (which
+    # inbox it came from is unknown) ran commands on a staff From alone.
+    account = 'port = 993\nusername = "x@example.go.id"\npassword_env = "P"\n'
+    desk = make_desk(
+        '[[accounts]]\nname = "dinas"\nhost = "mail.sidoarjokab.go.id"\n'
+        f'{account}trusted_authserv_id = "mail.sidoarjokab.go.id"\n'
+        '[[accounts]]\nname = "gmail"\nhost = "imap.gmail.com"\n'
+        f'{account}trusted_authserv_id = "mx.google.com"\n'
+    )
+    imported = Origin("import", "", "import:/tmp/staff.eml")
+    gmail = "mx.google.com; dkim=pass header.d=porong.example.go.id"
+    other = "mx.other.example; dkim=pass header.d=porong.example.go.id"
+
+    outcomes = [
+        desk.reply(EKBANG, "#catatan tanpa header", origin=imported),
+        desk.reply(EKBANG, "#catatan server lain", results=other, origin=imported),
+        desk.reply(EKBANG, "#catatan lewat gmail", results=gmail, origin=imported),
+    ]
+
+    assert outcomes == [Outcome.FORGED, Outcome.FORGED, Outcome.STAFF]
+    assert [detail for _, action, detail in desk.history() if action == "note"] == [
+        "lewat gmail"
     ]
 
 
