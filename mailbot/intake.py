@@ -336,7 +336,9 @@ def failure_reason(exc: Exception) -> str:
 
 
 # Errors of the machine, not of a message: a full, read-only or failing disk.
-_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+_STORAGE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
+)
 
 
 def storage_trouble(exc: BaseException) -> bool:

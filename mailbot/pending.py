@@ -25,8 +25,9 @@ _KEY = "mailbot.pending_rows"
 class PendingRows:
     inbound: dict[str, InboundMail] = field(default_factory=dict)
     tickets: dict[str, Ticket] = field(default_factory=dict)
-    # Message-ID of a kept or queued message -> its ticket, oldest first.
-    messages: dict[str, Ticket] = field(default_factory=dict)
+    # (Message-ID of a kept or queued message, its ticket), oldest first: a
+    # reused Message-ID names every ticket it is on.
+    messages: list[tuple[str, Ticket]] = field(default_factory=list)
     # (complainant address, letter kind) -> letters queued to them.
     letters: Counter[tuple[str, str]] = field(default_factory=Counter)
 
@@ -50,8 +51,7 @@ def note_ticket(session: Session, ticket: Ticket) -> None:
 def note_message(session: Session, ticket: Ticket, message: Message) -> None:
     rows = pending_rows(session)
     # Newest last, as the table's ids grow: threading takes the newest.
-    rows.messages.pop(message.message_id, None)
-    rows.messages[message.message_id] = ticket
+    rows.messages.append((message.message_id, ticket))
     if message.direction == Direction.OUT:
         rows.letters[(ticket.complainant_email, message.kind)] += 1
 

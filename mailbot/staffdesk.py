@@ -110,6 +110,13 @@ class StaffDesk:
                 "Satu balasan hanya boleh berisi satu #tanggapan, #tolak, #setuju "
                 "atau #revisi."
             )
+        if "teruskan" in names and any(name in DECISIONS for name in names):
+            # Checked against the ticket as it is now: a #teruskan withdraws the
+            # draft a #setuju would send, a #setuju answers the ticket it moves.
+            problems.append(
+                "#teruskan tidak dapat digabung dengan #tanggapan, #tolak, #setuju, "
+                "#revisi atau #selesai dalam satu balasan; kirimkan dalam dua balasan."
+            )
         return problems
 
     def _refusal(self, invocation: Invocation, turn: _Turn) -> str:

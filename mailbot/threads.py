@@ -146,7 +146,7 @@ def _by_message_id(
     # A message of this batch is newer than any the database holds, and the
     # notes keep the batch's messages in the order they were added.
     pending, newest = pending_rows(session).messages, set(wanted)
-    found = [t for i, t in reversed(pending.items()) if i in newest]
+    found = [t for i, t in reversed(pending) if i in newest]
     found += session.scalars(
         select(Ticket)
         .join(Message, Message.ticket_id == Ticket.id)

@@ -821,21 +821,26 @@ def _quarantined(app: App) -> list[tuple[int, str]]:
         return [(row.id, row.reason) for row in rows]
 
 
-def test_a_full_disk_stops_intake_instead_of_blaming_the_message(
-    app: App, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("number", "words"),
+    [(errno.ENOSPC, "No space left on device"), (errno.EACCES, "Permission denied")],
+)
+def test_a_full_or_closed_disk_stops_intake_instead_of_blaming_the_message(
+    app: App, monkeypatch: pytest.MonkeyPatch, number: int, words: str
 ) -> None:
     # Trial 29: three complaints were quarantined for "No space left on
-    # device", marked handled on the server, and never answered.
+    # device", marked handled on the server, and never answered. Trial 32: the
+    # same for a folder left to another user by a run under sudo.
     raw = _mail("Siti <siti@example.net>", "Banjir", "Banjir di Gedang.", "b@x")
 
     def full(*args: object, **kwargs: object) -> object:
-        raise OSError(errno.ENOSPC, "No space left on device")
+        raise OSError(number, words)
 
     with monkeypatch.context() as patched:
         patched.setattr("mailbot.filing.store_within_limits", full)
-        with pytest.raises(OSError, match="No space left"):
+        with pytest.raises(OSError, match=words):
             app.intake.receive(raw, Origin("import", "", "test"))
-        with pytest.raises(OSError, match="No space left"):
+        with pytest.raises(OSError, match=words):
             app.intake.receive_batch(
                 [(raw, Origin("import", "", "a")), (raw, Origin("import", "", "b"))]
             )

@@ -225,3 +225,29 @@ def test_a_reused_message_id_does_not_take_the_real_writers_follow_ups(
         sari.reference,
     )
     assert _ticket(app, str(thief.reference))[1] == 2
+
+
+def test_a_reused_message_id_in_one_batch_leaves_the_writer_on_their_own_ticket(
+    app: App,
+) -> None:
+    # Trial 32: in one import the later holder of a reused Message-ID took the
+    # place of the first in the batch's notes, and the real writer's reply
+    # became a new ticket in the thief's conversation.
+    results = app.intake.receive_batch(
+        [
+            (
+                _mail("Sari <sari@example.com>", "Jalan berlubang", "sari-1@x"),
+                FROM_CITIZEN,
+            ),
+            (_mail("Penipu <penipu@example.net>", "Info", "sari-1@x"), FROM_CITIZEN),
+            (
+                _reply_to("Sari <sari@example.com>", "sari-1@x", "sari-2@x"),
+                FROM_CITIZEN,
+            ),
+        ]
+    )
+
+    sari, thief, follow_up = ((r.outcome, r.reference) for r in results)
+    assert sari == (Outcome.TICKET, "PRG-2026-000001-5")
+    assert thief == (Outcome.TICKET, "PRG-2026-000002-8")
+    assert follow_up == (Outcome.FOLLOW_UP, "PRG-2026-000001-5")

@@ -711,6 +711,30 @@ def test_approving_and_sending_back_in_one_reply_is_refused(
     ]
 
 
+@pytest.mark.parametrize(
+    "body", ["#teruskan kesos\n#setuju", "#setuju\n#teruskan kesos"]
+)
+def test_forwarding_and_deciding_in_one_reply_is_refused(
+    make_desk: Callable[[str], Desk], body: str
+) -> None:
+    # Trial 32: forward-then-approve crashed intake (the forward withdrew the
+    # draft first); approve-then-forward answered the citizen and then moved
+    # the answered ticket, asking the new unit for an answer.
+    desk = make_desk(UPPER_POSTS)
+    desk.reply(EKBANG, "#tanggapan Lampu diganti Senin.")
+    (request,) = desk.message_ids("approval_request")
+
+    outcome = desk.reply(KASUBAG, body, in_reply_to=request)
+
+    assert outcome == Outcome.STAFF
+    assert (desk.ticket().status, desk.ticket().unit_code) == ("in_progress", "ekbang")
+    assert (
+        "#teruskan tidak dapat digabung dengan #tanggapan, #tolak, #setuju, #revisi "
+        "atau #selesai dalam satu balasan; kirimkan dalam dua balasan."
+    ) in desk.last_text("command_reply")
+    assert "final_response" not in [kind for kind, _ in desk.letters()]
+
+
 def test_a_second_draft_waits_until_the_first_is_sent_back(
     make_desk: Callable[[str], Desk],
 ) -> None:
