@@ -13,6 +13,7 @@ server that cannot be reached costs no attempt: letters wait for it up to
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -363,6 +364,21 @@ def failed_ids(session: Session) -> list[int]:
     return list(session.scalars(query))
 
 
+def _refuse_a_live_claim(item: OutboxItem, now: datetime) -> None:
+    # A sender may be talking to the server about it this minute: due now, a
+    # second sender would deliver it again beside the first.
+    reply = item.last_reply or ""
+    if item.status != OutboxStatus.QUEUED or not reply.startswith(SENDING):
+        return
+    if item.next_attempt_at <= now or holder_is_dead(reply.removeprefix(SENDING)):
+        return
+    minutes = math.ceil((item.next_attempt_at - now).total_seconds() / 60)
+    raise CommandError(
+        f"outbox message {item.id} is being sent ({reply}); if it is still "
+        f"queued in {minutes} min, its sender is gone and it goes again by itself"
+    )
+
+
 def retry(session: Session, item_id: int, now: datetime) -> OutboxItem:
     """Put a failed or deferred row back in the queue, due now."""
     item = session.get(OutboxItem, item_id)
@@ -370,6 +386,7 @@ def retry(session: Session, item_id: int, now: datetime) -> OutboxItem:
         raise CommandError(f"no outbox message {item_id}")
     if item.status == OutboxStatus.SENT:
         raise CommandError(f"outbox message {item_id} was already sent")
+    _refuse_a_live_claim(item, now)
     # Queued by hand: a fresh set of attempts, or the first refusal would
     # give it up again at once.
     log.info(

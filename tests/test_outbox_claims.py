@@ -21,9 +21,10 @@ from sqlalchemy import select, update
 
 from mailbot.app import App
 from mailbot.config import SmtpConfig
+from mailbot.errors import CommandError
 from mailbot.inbound import Origin
 from mailbot.models import OutboxItem
-from mailbot.outbox import CLAIM_SECONDS, deliver_due
+from mailbot.outbox import CLAIM_SECONDS, deliver_due, retry
 from mailbot.references import Reference
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "inbox"
@@ -180,3 +181,30 @@ def _copy_tickets(connection: sqlite3.Connection, copies: int) -> None:
         connection.execute(
             f"INSERT INTO tickets ({names}) VALUES ({marks})", list(row.values())
         )
+
+
+def test_retry_by_hand_leaves_a_letter_another_sender_is_sending(app: App) -> None:
+    # Trial 32: "outbox retry" on a letter listed as "sending by ..." made it
+    # due at once, and a second sender delivered it beside the first.
+    holder = f"sending by {socket.gethostname()}:{os.getpid()}"
+    with app.sessions.begin() as session:
+        session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == 1)
+            .values(
+                next_attempt_at=NOW + timedelta(seconds=CLAIM_SECONDS),
+                last_reply=holder,
+            )
+        )
+
+    with app.sessions.begin() as session, pytest.raises(CommandError) as refused:
+        retry(session, 1, NOW + timedelta(seconds=10))
+    with app.sessions.begin() as session:
+        lapsed = retry(session, 1, NOW + timedelta(seconds=CLAIM_SECONDS))
+        due = lapsed.next_attempt_at
+
+    assert str(refused.value) == (
+        f"outbox message 1 is being sent ({holder}); if it is still queued in 5 "
+        "min, its sender is gone and it goes again by itself"
+    )
+    assert due == NOW + timedelta(seconds=CLAIM_SECONDS)
