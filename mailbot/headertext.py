@@ -14,6 +14,7 @@ import codecs
 import functools
 import logging
 import re
+import unicodedata
 from email.message import Message
 from typing import Any
 
@@ -22,10 +23,12 @@ log = logging.getLogger(__name__)
 _CHARSET_LABEL = re.compile(r"[a-z0-9][a-z0-9_.:+-]{0,39}")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
-# Bidi overrides and isolates turn text around on screen ("Trojan Source"), and
-# zero-width spaces hide inside it: a subject could show staff a reference it
-# does not hold. Joiners stay: scripts and emoji need them.
-_INVISIBLE = re.compile("[\u200b\u2060\ufeff\u202a-\u202e\u2066-\u2069]+")
+# Format characters (bidi overrides and marks, zero-width spaces, soft hyphens,
+# tags) turn text around on screen ("Trojan Source") or hide inside it, as do
+# the blank fillers below: a subject could show staff a reference it does not
+# hold. The joiners stay: scripts and emoji need them.
+_JOINERS = frozenset("\u200c\u200d")
+_BLANK_LETTERS = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
 _BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
@@ -63,10 +66,18 @@ def one_line(text: str, where: str, notes: list[str]) -> str:
     if _CONTROLS.search(text):
         notes.append(f"control characters removed from {where}")
         text = " ".join(_CONTROLS.sub(" ", text).split())
-    if _INVISIBLE.search(text):
-        notes.append(f"invisible direction or spacing marks removed from {where}")
-        text = " ".join(_INVISIBLE.sub("", text).split())
+    if not text.isascii():
+        seen = "".join(char for char in text if not _invisible(char))
+        if seen != text:
+            notes.append(f"invisible direction or spacing marks removed from {where}")
+            text = " ".join(seen.split())
     return text
+
+
+def _invisible(char: str) -> bool:
+    if char in _BLANK_LETTERS:
+        return True
+    return unicodedata.category(char) == "Cf" and char not in _JOINERS
 
 
 def _decode_words(text: str, where: str, notes: list[str]) -> str:

@@ -6,6 +6,8 @@ import base64
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from mailbot.headertext import header_text
 from mailbot.parsing import Attachment, ParsedMail, parse_message
 
@@ -141,6 +143,20 @@ def test_direction_overrides_and_zero_width_spaces_leave_header_text() -> None:
     text = header_text(subject, "subject", notes)
 
     assert text == "Re: [PRG-2026-000002-8] gnoraw Jalan \u200drusak"
+    assert notes == ["invisible direction or spacing marks removed from subject"]
+
+
+@pytest.mark.parametrize(
+    "hidden", ["\u00ad", "\u200e", "\u200f", "\u061c", "\u2062", "\u034f", "\U000e0041"]
+)
+def test_every_invisible_format_character_leaves_header_text(hidden: str) -> None:
+    # Trial 32: a soft hyphen inside a reference showed staff ticket 1 on a new
+    # ticket, and the reference was neither read nor cut from the subject.
+    notes: list[str] = []
+
+    text = header_text(f"[PRG-2026-0000{hidden}01-5] Jalan rusak", "subject", notes)
+
+    assert text == "[PRG-2026-000001-5] Jalan rusak"
     assert notes == ["invisible direction or spacing marks removed from subject"]
 
 
