@@ -14,7 +14,9 @@ from collections.abc import Iterable
 # "3515 0123 4567 0001", "35.15.01.230587.0004", "3515-01-230587-0004".
 _NIK = re.compile(r"(?<![\d.-])\d(?:[ .-]?\d){15}(?![\d]|[.-]\d)")
 _SEPARATORS = re.compile(r"[ .-]")
-_PHONE = re.compile(r"(?<![\d+])((?:\+62[ -]?|62|0)8\d)[\d\- ]{6,11}(\d{2})(?!\d)")
+PHONE_NUMBER = re.compile(
+    r"(?<![\d+])((?:\+62[ -]?|62|0)8\d)[\d\- ]{6,11}(\d{2})(?!\d)"
+)
 _KTP_WORDS = re.compile(r"\b(?:e-?ktp|ktp|kartu tanda penduduk)\b", re.IGNORECASE)
 
 
@@ -28,7 +30,7 @@ def carries_identity(text: str, attachment_names: Iterable[str]) -> bool:
 def mask(text: str) -> str:
     """The text with NIKs and phone numbers partly hidden."""
     text = _NIK.sub(_masked_nik, text)
-    return _PHONE.sub(r"\1******\2", text)
+    return PHONE_NUMBER.sub(r"\1******\2", text)
 
 
 def _masked_nik(match: re.Match[str]) -> str:

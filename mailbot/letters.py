@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from mailbot.attachments import StoredAttachment
 from mailbot.compose import Letter
 from mailbot.config import Settings
+from mailbot.identity import PHONE_NUMBER
 from mailbot.models import OutboxItem, Ticket
 from mailbot.outbox import Sender, queue
 from mailbot.parsing import ParsedMail
@@ -315,13 +316,29 @@ def notice_text(text: str) -> str:
 # "Bapak/Ibu" already, and "Bapak/Ibu Pak Budi" reads as a mistake.
 # Letters, with the marks, spaces and punctuation of names; no digits or links.
 _NAME = re.compile(r"[^\W\d_]+(?:[ .,'\u2019()-]+[^\W\d_]*)*")
-_LINK = re.compile(r"(?:[a-z][a-z0-9+.-]*://|www\.)\S*", re.IGNORECASE)
+# Top-level domains of the links people write without a scheme ("s.id/abc",
+# "bit.ly", "klaim-hadiah.xyz"), which mail clients turn into links themselves.
+# A list, not any letters after a dot: "Jl.Raya" and "Ds.Kesambi" are addresses.
+_TLDS = (
+    "com|net|org|info|biz|id|ly|me|io|co|cc|tk|ml|ga|cf|gq|to|gl|gd|app|dev|ws|"
+    "us|uk|ru|cn|in|my|sg|xyz|top|site|online|club|shop|link|click|live|vip|icu|"
+    "buzz|fun|store|website|space|tech|pro|asia|mobi|news|win|bid|loan|work"
+)
+_LINK = re.compile(
+    r"(?:[a-z][a-z0-9+.-]*://|www\.|mailto:)\S*"
+    rf"|\b(?:[a-z0-9-]+\.)+(?:{_TLDS})\b(?:/\S*)?"
+    r"|\b\d{1,3}(?:\.\d{1,3}){3}\b(?:/\S*)?",
+    re.IGNORECASE,
+)
 MAX_NAME_CHARS = 60
 # Display names that stand in for no name: "Yth. Bapak/Ibu Anonim" reads wrong.
 _NOT_NAMES = frozenset(
-    {"anonim", "anonymous", "admin", "warga", "pelapor", "masyarakat", "user"}
-    | {"saya", "hamba allah", "no name", "noname", "-"}
+    {"anonim", "anon", "anonymous", "admin", "user", "saya", "rahasia", "-"}
+    | {"hamba allah", "hamba alloh", "no name", "noname", "tanpa nama"}
 )
+# A display name that starts with one of these says who writes, not their name:
+# "Warga Porong", "Pelapor", "Masyarakat Desa Glagaharum".
+_NOT_NAME_STARTS = frozenset({"warga", "pelapor", "pengadu", "masyarakat"})
 MAX_NAME_WORDS = 8
 _HONORIFICS = re.compile(
     r"^(?:(?:bapak|bpk|pak|ibu|bu|sdr|sdri|saudara|saudari)\.?\s+)+", re.IGNORECASE
@@ -344,13 +361,13 @@ def greeting_name(name: str) -> str:
     written all in capitals or all in lower case.
     """
     name = " ".join(name.split())
-    if not _looks_like_a_name(name):
+    bare = _HONORIFICS.sub("", name).strip() or name
+    if not (_looks_like_a_name(name) and _looks_like_a_name(bare)):
         # Anyone can write a display name: a long one, or one with a link or
         # digits, would make the office's letter carry the sender's message to
         # whatever address they give.
         return ""
 
-    bare = _HONORIFICS.sub("", name).strip() or name
     family, comma, given = bare.partition(",")
     if comma and given.strip() and not _titles(given):
         bare = f"{given.strip()} {family.strip()}"
@@ -360,8 +377,12 @@ def greeting_name(name: str) -> str:
 
 
 def _looks_like_a_name(name: str) -> bool:
+    words = name.casefold().strip(" .,!").split()
     return (
-        name.casefold() not in _NOT_NAMES
+        " ".join(words) not in _NOT_NAMES
+        and words[:1] != []
+        and words[0] not in _NOT_NAME_STARTS
+        and _LINK.search(name) is None
         and len(name) <= MAX_NAME_CHARS
         and len(name.split()) <= MAX_NAME_WORDS
         and _NAME.fullmatch(name) is not None
@@ -369,12 +390,13 @@ def _looks_like_a_name(name: str) -> bool:
 
 
 def citizen_subject(subject: str) -> str:
-    """A ticket's subject as letters to the complainant repeat it: no links.
+    """A ticket's subject as letters to the complainant repeat it: no links and
+    no phone numbers.
 
-    The subject is the sender's text; a link in it would reach whatever address
-    the sender gave, in a letter from the office.
+    The subject is the sender's text; a link or a number to call in it would
+    reach whatever address the sender gave, in a letter from the office.
     """
-    return _LINK.sub("[tautan]", subject)
+    return PHONE_NUMBER.sub("[nomor telepon]", _LINK.sub("[tautan]", subject))
 
 
 def _titles(text: str) -> bool:

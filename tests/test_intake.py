@@ -23,7 +23,12 @@ from mailbot.errors import MessageError
 from mailbot.importing import read_messages
 from mailbot.inbound import Origin, Outcome, take_quarantined
 from mailbot.intake import failure_reason
-from mailbot.letters import NOTICE_TEXT_LIMIT, greeting_name, notice_text
+from mailbot.letters import (
+    NOTICE_TEXT_LIMIT,
+    citizen_subject,
+    greeting_name,
+    notice_text,
+)
 from mailbot.models import (
     Event,
     InboundMail,
@@ -719,6 +724,16 @@ def test_a_long_complaint_is_cut_in_the_staff_notice_only() -> None:
         ("Anonim", ""),
         ("Hamba Allah", ""),
         ("Ahmad Budi Candra Dewi Eko Fajar Gita Hadi Indra", ""),
+        # Trial 32: a stand-in behind an honorific, or with a full stop; a
+        # writer instead of a name; a bare domain.
+        ("Pak Anonim", ""),
+        ("Anonim.", ""),
+        ("Ibu Pelapor", ""),
+        ("Tanpa Nama", ""),
+        ("Warga Porong", ""),
+        ("klaim-hadiah.com", ""),
+        ("Ahmad Warga", "Ahmad Warga"),
+        ("Jl.Raya", "Jl.Raya"),
     ],
 )
 def test_letters_greet_without_a_second_honorific(name: str, greeted: str) -> None:
@@ -747,6 +762,24 @@ def test_a_message_id_in_utf8_opens_a_ticket_whose_letters_leave_it_out(
     assert (outcome, reference) == (Outcome.TICKET, "PRG-2026-000001-5")
     assert letter["In-Reply-To"] is None
     assert str(letter["References"]) == "<ok-1@warga.example>"
+
+
+@pytest.mark.parametrize(
+    ("subject", "repeated"),
+    [
+        ("Daftar di s.id/bansos2026 sekarang", "Daftar di [tautan] sekarang"),
+        ("Cek bit.ly/x1 dan klaimhadiah.xyz", "Cek [tautan] dan [tautan]"),
+        ("Login 203.0.113.5/login", "Login [tautan]"),
+        ("Tulis ke mailto:x@evil.example", "Tulis ke [tautan]"),
+        ("Hubungi WA 0812-3456-7890 segera", "Hubungi WA [nomor telepon] segera"),
+        ("Jl.Raya Porong rusak, Rp.50.000", "Jl.Raya Porong rusak, Rp.50.000"),
+        ("Bansos 2026 RT 03 RW 05", "Bansos 2026 RT 03 RW 05"),
+    ],
+)
+def test_a_citizen_subject_is_repeated_without_links_or_numbers_to_call(
+    subject: str, repeated: str
+) -> None:
+    assert citizen_subject(subject) == repeated
 
 
 def test_the_office_does_not_repeat_a_senders_link_to_the_complainant(
