@@ -11,9 +11,11 @@ import re
 from collections.abc import Iterable
 
 # Sixteen digits, as printed or in the groups people type them in:
-# "3515 0123 4567 0001", "35.15.01.230587.0004", "3515-01-230587-0004".
-_NIK = re.compile(r"(?<![\d.-])\d(?:[ .-]?\d){15}(?![\d]|[.-]\d)")
-_SEPARATORS = re.compile(r"[ .-]")
+# "3515 0123 4567 0001", "35.15.01.230587.0004", "3515-01-230587-0004",
+# "3515/0123/4567/0001", tabs or two spaces between groups; glued to a word
+# ("NIK.3515...", "KTP-3515..."), but not part of a longer number.
+_NIK = re.compile(r"(?<!\d)(?<!\d[./-])\d(?:[ \t./-]{0,2}\d){15}(?!\d|[./-]\d)")
+_SEPARATORS = re.compile(r"[ \t./-]")
 PHONE_NUMBER = re.compile(
     r"(?<![\d+])((?:\+62[ -]?|62|0)8\d)[\d\- ]{6,11}(\d{2})(?!\d)"
 )

@@ -34,7 +34,7 @@ def _summary(ticket: Ticket, message_count: int) -> dict[str, Any]:
         "status": str(ticket.status),
         "unit": ticket.unit_code,
         "complainant_email": ticket.complainant_email,
-        "complainant_name": ticket.complainant_name,
+        "complainant_name": mask(ticket.complainant_name),
         "subject": mask(ticket.subject),
         "received_at": _iso(ticket.received_at),
         "due_at": _iso(ticket.due_at),

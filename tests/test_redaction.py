@@ -26,7 +26,7 @@ NIK = "3515082305870004"
 PHONE = "081234567890"
 COMPLAINT = textwrap.dedent(
     f"""\
-    From: Siti <siti.rahayu@example.net>
+    From: Siti {NIK} <siti.rahayu@example.net>
     To: porong@sidoarjokab.go.id
     Subject: KTP hilang, NIK {NIK}, hubungi {PHONE}
     Date: Wed, 02 Dec 2026 08:00:00 +0700
@@ -69,10 +69,16 @@ def test_filter_masks_message_arguments_and_tracebacks() -> None:
         ("NIK 3515 0823 0587 0004.", "NIK 351508******0004."),
         ("NIK: 35.15.08.230587.0004", "NIK: 351508******0004"),
         ("3515-08-230587-0004", "351508******0004"),
+        # Trial 32: glued to a word, slashes, tabs and double spaces.
+        ("NIK.3515082305870004", "NIK.351508******0004"),
+        ("KTP-3515082305870004", "KTP-351508******0004"),
+        ("3515/0823/0587/0004", "351508******0004"),
+        ("3515  0823\t0587 0004", "351508******0004"),
         # Not sixteen digits: a date, a 17-digit number, an account of 15.
         ("2026-12-04 12:00", "2026-12-04 12:00"),
         ("12345678901234567", "12345678901234567"),
         ("1234 5678 9012 345", "1234 5678 9012 345"),
+        ("1.3515082305870004", "1.3515082305870004"),
     ],
 )
 def test_a_nik_in_the_groups_people_type_is_masked_and_counts(
@@ -105,6 +111,7 @@ def test_cli_log_lines_and_ticket_list_mask_identity_numbers(tmp_path: Path) -> 
         assert NIK not in text
         assert PHONE not in text
     assert rows[0]["subject"] == "KTP hilang, NIK 351508******0004, hubungi 081******90"
+    assert rows[0]["complainant_name"] == "Siti 351508******0004"
     assert "KTP hilang, NIK 351508******0004, hubungi 081******90" in listing.stdout
 
 
