@@ -270,10 +270,15 @@ def quarantine_within(
     return Disposition(Outcome.QUARANTINED, inbound, None, reason)
 
 
+# What `quarantine list` shows and `quarantine retry` runs again.
+_SET_ASIDE = (InboundStatus.QUARANTINED, InboundStatus.FORGED)
+
+
 def take_quarantined(
     sessions: SessionFactory, inbound_id: int, data_dir: Path
 ) -> tuple[bytes, Origin]:
-    """A quarantined message's raw bytes and origin, to run again.
+    """A quarantined message's raw bytes and origin, to run again; staff mail
+    set aside as forged too (its sender check may have failed on a setting).
 
     The record stays listed until ``drop_retried`` removes it after the run,
     so a crash in between loses nothing; its key is set apart so the run can
@@ -281,8 +286,8 @@ def take_quarantined(
     """
     with sessions.begin() as session:
         inbound = session.get(InboundMail, inbound_id)
-        if inbound is None or inbound.status != InboundStatus.QUARANTINED:
-            raise MessageError(f"no quarantined message {inbound_id}")
+        if inbound is None or inbound.status not in _SET_ASIDE:
+            raise MessageError(f"no quarantined or forged message {inbound_id}")
         origin = Origin(inbound.source.split(":", 1)[0], "", inbound.source)
         # Read first: a record whose raw file is missing must stay listed.
         raw = _read_raw(inbound, data_dir)

@@ -136,15 +136,18 @@ def list_outbox(session: Session, status: OutboxStatus | None) -> list[dict[str,
 
 
 def list_quarantine(session: Session) -> list[dict[str, Any]]:
-    """Messages set aside, with when, from where, why and where the bytes are."""
+    """Messages set aside (quarantined, or staff mail taken as forged), with
+    when, from where, why and where the bytes are."""
+    set_aside = (InboundStatus.QUARANTINED, InboundStatus.FORGED)
     rows = session.scalars(
         select(InboundMail)
-        .where(InboundMail.status == InboundStatus.QUARANTINED)
+        .where(InboundMail.status.in_(set_aside))
         .order_by(InboundMail.id)
     )
     return [
         {
             "id": row.id,
+            "status": str(row.status),
             "received_at": _iso(row.received_at),
             "account": row.source.split(":", 1)[0],
             "source": row.source,

@@ -328,7 +328,7 @@ def test_a_retry_finds_the_archive_of_a_moved_data_folder_and_says_the_new_id(
     listed = mailbot(moved, "quarantine", "list")
 
     assert retried.stdout.strip() == (
-        "quarantined: no usable sender address in From (now quarantined as 2)"
+        "quarantined: no usable sender address in From (now set aside as 2)"
     )
     assert [line.split("  ")[0] for line in listed.stdout.splitlines()[::2]] == ["2"]
 
@@ -357,3 +357,42 @@ def test_a_reused_message_id_is_told_apart_after_the_data_folder_moved(
         "imported 1 message: 1 ticket, 0 follow_up, 0 staff, 0 automatic, "
         "0 duplicate, 0 quarantined, 0 forged"
     )
+
+
+def test_staff_mail_taken_as_forged_is_listed_and_runs_once_the_setting_is_right(
+    tmp_path: Path,
+) -> None:
+    # Trial 32: with a mistyped trusted server every genuine staff command was
+    # set aside unseen, and nothing could run it again once the setting was fixed.
+    def config_with(server: str) -> Path:
+        return write_config(
+            tmp_path / "mailbot.toml",
+            data_dir=tmp_path / "storage",
+            extra=f'[security]\ntrusted_authserv_id = "{server}"\n',
+        )
+
+    config = config_with("mx.porong.example.go.id.typo")
+    mailbot(config, "import", str(DATA / "intake-complaint-street-light.eml"))
+    reply = tmp_path / "reply.eml"
+    reply.write_bytes(
+        b"Authentication-Results: mx.porong.example.go.id; "
+        b"dkim=pass header.d=porong.example.go.id\n"
+        b"From: Staf Ekbang <ekbang.staf@porong.example.go.id>\n"
+        b"To: porong@sidoarjokab.go.id\n"
+        b"Subject: Re: [PRG-2026-000001-5] Pengaduan baru\n"
+        b"Message-ID: <staf-1@porong.example.go.id>\n\n"
+        b"#catatan Petugas PJU dijadwalkan besok.\n"
+    )
+    imported = mailbot(config, "import", str(reply))
+    listed = mailbot(config, "quarantine", "list").stdout.splitlines()
+
+    config = config_with("mx.porong.example.go.id")
+    retried = mailbot(config, "quarantine", "retry", "2")
+    after = mailbot(config, "quarantine", "list")
+
+    assert "1 forged" in imported.stdout
+    assert listed[1].split("  ")[1] == (
+        "forged staff sender: topmost Authentication-Results is not our server's"
+    )
+    assert retried.stdout.strip() == "staff: PRG-2026-000001-5"
+    assert after.stdout.strip() == "no quarantined messages"

@@ -17,7 +17,7 @@ from mailbot.cli.base import (
 )
 from mailbot.errors import InvalidReferenceError, MailbotError
 from mailbot.inbound import Outcome
-from mailbot.models import OutboxStatus, TicketStatus
+from mailbot.models import InboundStatus, OutboxStatus, TicketStatus
 from mailbot.outbox import failed_ids, retry
 from mailbot.references import parse_reference
 from mailbot.rendering import history_detail
@@ -147,7 +147,7 @@ def quarantine() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_context
 def quarantine_list(context: Context, as_json: bool) -> None:
-    """Every quarantined message."""
+    """Every quarantined message, and staff mail set aside as forged."""
     with context.existing_app.sessions() as session:
         rows = list_quarantine(session)
     if as_json:
@@ -158,18 +158,21 @@ def quarantine_list(context: Context, as_json: bool) -> None:
     for row in rows:
         when = local_time(row["received_at"], context.settings.office.timezone)
         click.echo(line_of(row["id"], when, row["account"]))
-        click.echo(line_of("", row["reason"][:200], row["raw_path"]))
+        why = row["reason"][:200]
+        if row["status"] == InboundStatus.FORGED:
+            why = f"forged staff sender: {why}"
+        click.echo(line_of("", why, row["raw_path"]))
 
 
 @quarantine.command(name="retry")
 @click.argument("inbound_id", type=ROW_ID)
 @pass_context
 def quarantine_retry(context: Context, inbound_id: int) -> None:
-    """Run a quarantined message through intake again."""
+    """Run a quarantined or forged message through intake again."""
     result = context.existing_app.intake.retry(inbound_id)
     said = f"{result.outcome}: {result.reference or result.reason}"
-    if result.outcome == Outcome.QUARANTINED:
-        said += f" (now quarantined as {result.inbound_id})"
+    if result.outcome in (Outcome.QUARANTINED, Outcome.FORGED):
+        said += f" (now set aside as {result.inbound_id})"
     click.echo(said)
 
 
