@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 # How many lines of a forwarded message hold its From, Date, Subject and To.
 _FORWARD_HEAD_LINES = 8
+# Notices about staff mail that names no ticket, per address and day: a
+# responder that answers without citing ours cannot make a loop of them.
+UNFILED_NOTICES_PER_DAY = 3
 
 
 class Filing:
@@ -220,11 +223,15 @@ class Filing:
 
         The Camat answering the digest, or a command sent as a new mail without
         the reference, is set aside with its reason; the sender is told how to
-        reach a ticket, once: an answer to that letter gets no second one.
+        reach a ticket, once: an answer to that letter gets no second one, and
+        no address gets more than UNFILED_NOTICES_PER_DAY of them a day.
         """
         reason = "staff mail that names no ticket"
         inbound.status, inbound.reason = InboundStatus.QUARANTINED, reason
-        if not self._answers_our_notice(session, received.mail):
+        if not self._answers_our_notice(session, received.mail) and (
+            self._unfiled_notices_today(session, received.mail.sender_address)
+            < UNFILED_NOTICES_PER_DAY
+        ):
             self._tell_unfiled(session, received)
         session.flush()  # the log line names the record's id
         on_commit(session, log.info, "inbound %d: %s; set aside", inbound.id, reason)
@@ -239,6 +246,16 @@ class Filing:
             )
         )
         return found is not None
+
+    def _unfiled_notices_today(self, session: Session, address: str) -> int:
+        since = self.clock.now() - timedelta(hours=24)
+        told = session.scalars(
+            select(OutboxItem.recipients).where(
+                OutboxItem.kind == "unfiled_staff_mail",
+                OutboxItem.created_at >= since,
+            )
+        )
+        return sum(address in recipients for recipients in told)
 
     def _tell_unfiled(self, session: Session, received: Received) -> None:
         office = self.settings.office

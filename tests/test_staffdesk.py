@@ -21,6 +21,7 @@ from mailbot.app import App
 from mailbot.commands import COMMANDS
 from mailbot.config import parse_settings
 from mailbot.digest import compute_digest
+from mailbot.filing import UNFILED_NOTICES_PER_DAY
 from mailbot.inbound import Origin, Outcome
 from mailbot.models import Event, OutboxItem, Ticket
 from mailbot.service import sla_watch
@@ -1125,6 +1126,31 @@ def test_staff_mail_that_names_no_ticket_is_set_aside_and_answered_once(
     assert "misalnya [PRG-2026-000123-8]." in told
     with desk.app.sessions() as session:
         assert session.scalar(select(func.count(Ticket.id))) == 1
+
+
+def test_staff_mail_naming_no_ticket_gets_at_most_three_notices_a_day(
+    desk: Desk,
+) -> None:
+    # Trial 32: a responder answering without citing our notice got a new
+    # notice each time, which it would answer again.
+    def mail(number: int) -> bytes:
+        message = EmailMessage()
+        message["From"] = f"Sekcam <{SEKCAM}>"
+        message["To"] = OFFICE
+        message["Subject"] = "Re: Pesan sistem: email tidak terkait pengaduan"
+        message["Message-ID"] = f"<sekcam-{number}@example.org>"
+        message.set_content("Terima kasih, pesan Anda sudah kami terima.")
+        return message.as_bytes()
+
+    for number in range(5):
+        desk.clock.moment += timedelta(minutes=10)
+        desk.app.intake.receive(mail(number), ORIGIN)
+    same_day = len(desk.message_ids("unfiled_staff_mail"))
+    desk.clock.moment += timedelta(hours=24)
+    desk.app.intake.receive(mail(5), ORIGIN)
+
+    assert same_day == UNFILED_NOTICES_PER_DAY == 3
+    assert len(desk.message_ids("unfiled_staff_mail")) == 4
 
 
 def test_an_answer_and_a_rejection_in_one_reply_are_refused(desk: Desk) -> None:
