@@ -6,6 +6,7 @@ taken over by another process once it has expired.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -53,8 +54,8 @@ def holder_is_dead(holder: str) -> bool:
     """Whether a holder on this host is a process that is gone."""
     # A holder on this host whose process is gone died without releasing: a
     # restart after a crash should not wait for the lease to expire.
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    place, _, pid = holder.rpartition(":")
+    if place != _this_place() or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
@@ -66,8 +67,20 @@ def holder_is_dead(holder: str) -> bool:
 
 
 def holder_name() -> str:
-    """Who holds a lease: this host and process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who holds a lease: this host, PID namespace and process."""
+    return f"{_this_place()}:{os.getpid()}"
+
+
+@functools.cache
+def _this_place() -> str:
+    # A PID names a process only inside its PID namespace: two containers on
+    # one host name (host networking) would each take the other's live
+    # workers for dead, and two PID-1 workers would share one name.
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}/{namespace}"
 
 
 def release(sessions: SessionFactory, name: str, holder: str) -> None:

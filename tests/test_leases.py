@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mailbot.db import SessionFactory, open_database
-from mailbot.leases import acquire, holder_name, release
+from mailbot.leases import acquire, holder_is_dead, holder_name, release
 
 NOW = datetime(2026, 12, 4, 2, 0, tzinfo=UTC)
 TTL = timedelta(minutes=10)
@@ -32,7 +33,8 @@ def _dead_holder() -> str:
         text=True,
         check=True,
     )
-    return f"{socket.gethostname()}:{child.stdout.strip()}"
+    here = holder_name().rpartition(":")[0]
+    return f"{here}:{child.stdout.strip()}"
 
 
 def test_a_live_holder_keeps_the_lease_until_it_expires(
@@ -67,3 +69,20 @@ def test_a_dead_holder_on_this_host_loses_the_lease_at_once(
     assert caplog.messages == [
         f"lease poll:gmail: taken over from {dead} (its process is gone)"
     ]
+
+
+def test_a_live_process_of_another_pid_namespace_on_this_host_is_not_dead() -> None:
+    # Trial 33: two containers with one host name took each other's live
+    # workers for gone (the PID was free in their own namespace) and sent the
+    # letters those workers were sending.
+    here, _, pid = holder_name().rpartition(":")
+    assert here == f"{socket.gethostname()}/{os.stat('/proc/self/ns/pid').st_ino}"
+
+    verdicts = [
+        holder_is_dead(f"{socket.gethostname()}/1:{_dead_holder().rpartition(':')[2]}"),
+        holder_is_dead(f"{socket.gethostname()}:{_dead_holder().rpartition(':')[2]}"),
+        holder_is_dead(f"{here}:{pid}"),
+        holder_is_dead(_dead_holder()),
+    ]
+
+    assert verdicts == [False, False, False, True]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from mailbot.app import App
 from mailbot.config import SmtpConfig
 from mailbot.errors import CommandError
 from mailbot.inbound import Origin
+from mailbot.leases import holder_name
 from mailbot.models import OutboxItem
 from mailbot.outbox import CLAIM_SECONDS, deliver_due, retry
 from mailbot.references import Reference
@@ -123,7 +123,7 @@ def test_a_claim_of_a_process_that_is_gone_is_taken_over_at_once(app: App) -> No
         session.execute(
             update(OutboxItem).values(
                 next_attempt_at=NOW + timedelta(seconds=CLAIM_SECONDS),
-                last_reply=f"sending by {socket.gethostname()}:{gone}",
+                last_reply=f"sending by {holder_name().rpartition(':')[0]}:{gone}",
             )
         )
 
@@ -186,7 +186,7 @@ def _copy_tickets(connection: sqlite3.Connection, copies: int) -> None:
 def test_retry_by_hand_leaves_a_letter_another_sender_is_sending(app: App) -> None:
     # Trial 32: "outbox retry" on a letter listed as "sending by ..." made it
     # due at once, and a second sender delivered it beside the first.
-    holder = f"sending by {socket.gethostname()}:{os.getpid()}"
+    holder = f"sending by {holder_name()}"
     with app.sessions.begin() as session:
         session.execute(
             update(OutboxItem)
