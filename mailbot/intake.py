@@ -345,4 +345,8 @@ def storage_trouble(exc: BaseException) -> bool:
     """Whether an error is the storage's (disk or database), not the message's."""
     if isinstance(exc, OperationalError):
         return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        # The server ended the session (PostgreSQL's idle-in-transaction
+        # timeout, an administrator): these come as InternalError.
+        return True
     return isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -44,6 +45,7 @@ OUTAGE_ERROR_MINUTES = 30
 CLAIM_SECONDS = 300
 CLAIM_CANDIDATES = 20
 SENDING = "sending by "
+_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
 
 
 @dataclass(frozen=True)
@@ -318,7 +320,7 @@ def _record_failure(
             item.id,
             item.kind,
             item.attempts,
-            exc.reply,
+            _without_addresses(exc.reply),
         )
         return OutboxStatus.FAILED
 
@@ -328,9 +330,15 @@ def _record_failure(
         item.id,
         item.kind,
         item.attempts,
-        exc.reply,
+        _without_addresses(exc.reply),
     )
     return OutboxStatus.QUEUED
+
+
+def _without_addresses(reply: str) -> str:
+    # The server's words name the recipient, a citizen as often as not; the
+    # outbox row keeps them whole for `outbox list`, the log does not.
+    return _ADDRESS.sub("<address>", reply)
 
 
 def _wait_out_outage(

@@ -160,7 +160,8 @@ def test_refusals_temporary_deferred_permanent_failed(
     smtp_sink.fail_next(1, 451)
     smtp_sink.refuse("budi@example.com")
 
-    sent = mailbot(config, "send").stdout.strip()
+    sending = mailbot(config, "send")
+    sent = sending.stdout.strip()
     rows = _outbox(config)
     smtp_sink.refused.clear()
     nothing_named = mailbot(config, "outbox", "retry", check=False)
@@ -190,6 +191,12 @@ def test_refusals_temporary_deferred_permanent_failed(
     assert none_failed == "no failed outgoing mail"
     assert resent == "sent 2, deferred 0, failed 0"
     assert sent == "sent 1, deferred 1, failed 1"
+    # Trial 33: the log named the citizen; the row keeps the server's words.
+    assert "budi@example.com" not in sending.stderr
+    assert (
+        "failed after 1 attempts: refused <address>: 550 5.1.1 Mailbox unavailable"
+        in sending.stderr
+    )
     assert [(r["status"], r["last_reply"]) for r in rows] == [
         ("failed", "refused budi@example.com: 550 5.1.1 Mailbox unavailable"),
         ("queued", "451 4.3.0 Refused by the test sink"),

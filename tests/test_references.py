@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.db import make_engine, open_database
 from mailbot.errors import InvalidReferenceError
+from mailbot.intake import storage_trouble
 from mailbot.references import (
     Reference,
     allocate,
@@ -127,10 +128,16 @@ def test_a_worker_frozen_in_its_transaction_stops_holding_the_counter() -> None:
             live.execute(text("SET LOCAL lock_timeout = '20s'"))
             taken = allocate(live, "PRG", 2026)
 
-        with pytest.raises(DBAPIError, match="idle-in-transaction timeout"):
+        with pytest.raises(DBAPIError, match="idle-in-transaction timeout") as ended:
             frozen.commit()
         frozen.close()
         frozen_engine.dispose()
         live_engine.dispose()
 
     assert (str(first), str(taken)) == ("PRG-2026-000001-5", "PRG-2026-000001-5")
+    # Trial 33: the message such a worker was filing was quarantined as bad;
+    # an ended session is the database's trouble, which stops intake instead.
+    assert (type(ended.value).__name__, storage_trouble(ended.value)) == (
+        "InternalError",
+        True,
+    )
