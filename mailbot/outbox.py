@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -140,11 +141,18 @@ def deliver_due(
     clock: Clock,
     *,
     limit: int = 500,
+    interrupted: Callable[[], bool] = lambda: False,
 ) -> DeliveryReport:
-    """Deliver queued mail whose time has come, one claimed row at a time."""
+    """Deliver queued mail whose time has come, one claimed row at a time.
+
+    ``interrupted`` is asked between letters: a service told to stop, or woken
+    by new mail, must not wait for a whole backlog to go out first.
+    """
     sent = deferred = failed = 0
     holder = holder_name()
-    for _ in range(limit):
+    for turn in range(limit):
+        if turn and interrupted():
+            break
         claim = _claim(sessions, holder, clock.now())
         if claim is None:
             break

@@ -58,9 +58,16 @@ def health_watch(app: App) -> HealthWatch:
 class Service:
     """The jobs of one ``mailbot run`` process."""
 
-    def __init__(self, app: App, transport: Transport) -> None:
+    def __init__(
+        self,
+        app: App,
+        transport: Transport,
+        interrupted: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.app = app
         self.transport = transport
+        # Asked between letters: stopping, or new mail to take in first.
+        self.interrupted = interrupted
         self.poller = app.poller()
         self.sla = sla_watch(app)
         self.health = health_watch(app)
@@ -94,7 +101,13 @@ class Service:
     def send(self) -> DeliveryReport:
         """Deliver the outbox rows that are due."""
         app = self.app
-        return deliver_due(app.sessions, self.transport, smtp_policy(app), app.clock)
+        return deliver_due(
+            app.sessions,
+            self.transport,
+            smtp_policy(app),
+            app.clock,
+            interrupted=self.interrupted,
+        )
 
     def sweep(self) -> None:
         """Remind and escalate; deliver at once what that queued."""

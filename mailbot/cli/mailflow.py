@@ -88,16 +88,16 @@ def run(context: Context) -> None:
     service_logging()
     app = context.working_app
     transport = app.transport()
-    service = Service(app, transport)
+    stop, wake = StopFlag(), threading.Event()
+    service = Service(app, transport, lambda: stop.stopped or wake.is_set())
     # A backlog's acknowledgements go out batch by batch, not after all of it.
     service.poller.after_batch = service.send
-    wake = threading.Event()
     watcher = Watcher(app.open_mailbox, wake)
     with _one_worker_guard(app):
         if app.settings.intake.idle:
             watcher.start(app.settings.accounts)
         try:
-            run_forever(service.jobs(), StopFlag(), wake=wake)
+            run_forever(service.jobs(), stop, wake=wake)
         finally:
             watcher.stop()
             transport.close()
