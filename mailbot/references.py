@@ -8,6 +8,7 @@ from a letter or a phone screen.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from dataclasses import dataclass
 
@@ -36,6 +37,8 @@ _DAMM = (
 # ASCII digits only: "\d" would also read Arabic-Indic or full-width digits.
 _PATTERN = re.compile(r"\b([A-Za-z]{2,6})-([0-9]{4})-([0-9]{6})-([0-9])\b", re.ASCII)
 _BRACKETED = re.compile(rf"\[\s*{_PATTERN.pattern}\s*\]|{_PATTERN.pattern}", re.ASCII)
+log = logging.getLogger(__name__)
+
 _SEQ_LIMIT = 999_999
 
 
@@ -136,6 +139,28 @@ def _next_number(dialect: str) -> Insert:
         )
         .returning(ReferenceCounter.last_seq)
     )
+
+
+def set_last_allocated(session: Session, year: int, seq: int) -> None:
+    """Mark ``seq`` as the year's last number handed out; never lower it.
+
+    For a database restored from a backup: the numbers given out after the
+    backup must not be given to other complaints again.
+    """
+    if not 1 <= seq <= _SEQ_LIMIT:
+        raise InvalidReferenceError(f"a number of the year runs from 1 to {_SEQ_LIMIT}")
+    last = last_allocated(session, year)
+    if seq < last:
+        raise InvalidReferenceError(
+            f"{year}: {last} references are given out already; the counter "
+            "never goes back"
+        )
+    counter = session.get(ReferenceCounter, year)
+    if counter is None:
+        session.add(ReferenceCounter(year=year, last_seq=seq))
+    else:
+        counter.last_seq = seq
+    log.warning("references %d: counter moved from %d to %d by hand", year, last, seq)
 
 
 def last_allocated(session: Session, year: int) -> int:

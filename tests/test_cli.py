@@ -396,3 +396,35 @@ def test_staff_mail_taken_as_forged_is_listed_and_runs_once_the_setting_is_right
     )
     assert retried.stdout.strip() == "staff: PRG-2026-000001-5"
     assert after.stdout.strip() == "no quarantined messages"
+
+
+def test_after_a_restore_the_counter_moves_past_the_references_sent(
+    tmp_path: Path,
+) -> None:
+    # Trial 33: a restored database gave the numbers sent after the backup to
+    # other complainants again.
+    config = write_config(tmp_path / "mailbot.toml", data_dir=tmp_path / "storage")
+    mailbot(config, "import", str(DATA / "intake-complaint-street-light.eml"))
+
+    before = mailbot(config, "references", "--year", "2026").stdout
+    moved = mailbot(config, "references", "--year", "2026", "--last", "40").stdout
+    back = mailbot(config, "references", "--year", "2026", "--last", "3", check=False)
+    mailbot(config, "import", str(DATA / "intake-complaint-flood.eml"))
+
+    assert (
+        before
+        == "2026: last reference PRG-2026-000001-5; the next is PRG-2026-000002-8\n"
+    )
+    assert (
+        moved
+        == "2026: last reference PRG-2026-000040-5; the next is PRG-2026-000041-8\n"
+    )
+    assert (back.returncode, back.stderr) == (
+        1,
+        "error: 2026: 40 references are given out already; the counter never goes "
+        "back\n",
+    )
+    assert [row["reference"] for row in tickets_json(config)] == [
+        "PRG-2026-000001-5",
+        "PRG-2026-000041-8",
+    ]

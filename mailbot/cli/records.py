@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -19,7 +20,12 @@ from mailbot.errors import InvalidReferenceError, MailbotError
 from mailbot.inbound import Outcome
 from mailbot.models import InboundStatus, OutboxStatus, TicketStatus
 from mailbot.outbox import failed_ids, retry
-from mailbot.references import parse_reference
+from mailbot.references import (
+    Reference,
+    last_allocated,
+    parse_reference,
+    set_last_allocated,
+)
 from mailbot.rendering import history_detail
 from mailbot.routing import Router
 from mailbot.views import list_outbox, list_quarantine, list_tickets, show_ticket
@@ -136,6 +142,33 @@ def route(context: Context, text: str, as_json: bool) -> None:
         else "no keyword matched: fallback"
     )
     click.echo(f"{unit.code} ({unit.name}): {why}")
+
+
+@cli.command(name="references")
+@click.option("--year", type=click.IntRange(2000, 9999), help="Default: this year.")
+@click.option(
+    "--last",
+    "last",
+    type=ROW_ID,
+    help="Mark this number as the last given out (after a restore).",
+)
+@pass_context
+def references_(context: Context, year: int | None, last: int | None) -> None:
+    """Show the year's last reference; after a restore, move it past those sent."""
+    app = context.existing_app
+    office = app.settings.office
+    if year is None:
+        year = app.clock.now().astimezone(ZoneInfo(office.timezone)).year
+    with app.sessions.begin() as session:
+        if last is not None:
+            set_last_allocated(session, year, last)
+        seq = last_allocated(session, year)
+    if not seq:
+        click.echo(f"{year}: no reference given out yet")
+        return
+    given = Reference(office.reference_prefix, year, seq)
+    following = Reference(office.reference_prefix, year, seq + 1)
+    click.echo(f"{year}: last reference {given}; the next is {following}")
 
 
 @cli.group()
