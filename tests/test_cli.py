@@ -428,3 +428,20 @@ def test_after_a_restore_the_counter_moves_past_the_references_sent(
         "PRG-2026-000001-5",
         "PRG-2026-000041-8",
     ]
+
+
+def test_a_database_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
+    # Trial 33: psycopg's hint ("Is the server running ...") made it two.
+    config = write_config(
+        tmp_path / "mailbot.toml",
+        data_dir=tmp_path / "storage",
+        database_url="postgresql+psycopg://postgres@127.0.0.1:1/none",
+    )
+
+    listed = mailbot(config, "tickets", "list", check=False)
+
+    assert (listed.returncode, listed.stderr) == (
+        1,
+        'error: database: connection failed: connection to server at "127.0.0.1", '
+        "port 1 failed: Connection refused\n",
+    )

@@ -45,6 +45,8 @@ def main() -> None:
         click.echo(f"error: storage: {exc.strerror or exc}{where}", err=True)
         sys.exit(1)
     except DBAPIError as exc:
-        # The driver's own words say enough (read-only file, refused connection).
-        click.echo(f"error: database: {exc.orig}", err=True)
+        # The driver's own words say enough (read-only file, refused connection);
+        # the first line says it, the rest is psycopg's hint.
+        words = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
+        click.echo(f"error: database: {words[0]}", err=True)
         sys.exit(1)
