@@ -23,7 +23,7 @@ from mailbot.db import SessionFactory
 from mailbot.errors import MailboxError
 from mailbot.imap import FetchedMail, FolderState, Mailbox
 from mailbot.inbound import Origin
-from mailbot.intake import Intake
+from mailbot.intake import Intake, failure_reason, storage_trouble
 from mailbot.leases import acquire, holder_name, release
 from mailbot.models import MailboxState
 
@@ -99,6 +99,12 @@ class Poller:
         try:
             return self.poll(account)
         except Exception as exc:
+            if storage_trouble(exc):
+                # The database or disk, not the account: said in one line, and
+                # not recorded in the database that cannot take it.
+                error = failure_reason(exc)
+                log.error("account %s: poll stopped: storage: %s", account.name, error)
+                return PollReport(account.name, 0, {}, error=error)
             log.exception("account %s: poll failed unexpectedly", account.name)
             error = f"{type(exc).__name__}: {exc}"
             self._record_error(account, error)

@@ -21,6 +21,7 @@ from types import FrameType
 import schedule
 
 from mailbot.errors import AlreadyRunningError
+from mailbot.intake import failure_reason, storage_trouble
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,15 @@ def guarded(name: str, job: Callable[[], object]) -> Callable[[], None]:
     def run() -> None:
         try:
             job()
-        except Exception:  # the job boundary: log, retry next turn
+        except Exception as exc:  # the job boundary: log, retry next turn
+            if storage_trouble(exc):
+                # A database or disk that is down is expected: one line a turn.
+                log.error(
+                    "job %s failed: storage: %s; it runs again on its next turn",
+                    name,
+                    failure_reason(exc),
+                )
+                return
             log.exception("job %s failed; it runs again on its next turn", name)
 
     return run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy.exc
 from clirun import SIGNING_KEY, mailbot, write_config
 from digest_scenario import build
 from dovecot import DovecotServer, ImapUser
@@ -133,6 +135,26 @@ def test_a_failing_job_is_logged_and_the_loop_goes_on(
     assert [r.getMessage() for r in caplog.records] == [
         "job sla failed; it runs again on its next turn"
     ] * 2
+
+
+def test_a_database_that_is_down_is_one_line_a_turn_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Trial 33: a 20-second outage wrote 170 tracebacks over three workers.
+    def failing() -> None:
+        raise sqlalchemy.exc.OperationalError(
+            "SELECT 1", {}, sqlite3.OperationalError("database is locked")
+        )
+
+    guarded("send", failing)()
+
+    assert [(r.getMessage(), r.exc_info) for r in caplog.records] == [
+        (
+            "job send failed: storage: OperationalError: database is locked; it "
+            "runs again on its next turn",
+            None,
+        )
+    ]
 
 
 def test_new_mail_wakes_the_poll_and_leaves_the_other_jobs_to_their_turn() -> None:
