@@ -203,12 +203,13 @@ class ConnectionCheck:
 def check_connections(
     settings: Settings,
     open_mailbox: Callable[[AccountConfig], Mailbox],
-    last_uids: dict[str, tuple[int, int]],
+    last_uids: dict[str, tuple[int, int]] | None,
 ) -> list[ConnectionCheck]:
     """Log into every account and the SMTP server; say what each answered.
 
     ``last_uids`` maps an account to (UIDVALIDITY, last UID handled), so the
-    check can tell how many messages wait on the server to be imported.
+    check can tell how many messages wait on the server to be imported; None
+    when the database could not be read, and nothing is told of it.
     """
     checks = [_check_account(a, open_mailbox, last_uids) for a in settings.accounts]
     if settings.smtp is not None:
@@ -219,11 +220,14 @@ def check_connections(
 def _check_account(
     account: AccountConfig,
     open_mailbox: Callable[[AccountConfig], Mailbox],
-    last_uids: dict[str, tuple[int, int]],
+    last_uids: dict[str, tuple[int, int]] | None,
 ) -> ConnectionCheck:
     try:
         with open_mailbox(account) as box:
             folder = box.select()
+            if last_uids is None:
+                detail = f"logged in, {folder.exists} messages (database not read)"
+                return ConnectionCheck(f"account {account.name}", True, detail)
             uidvalidity, last_uid = last_uids.get(account.name, (0, 0))
             if uidvalidity and uidvalidity != folder.uidvalidity:
                 uidvalidity = last_uid = 0  # renumbered: a first poll again

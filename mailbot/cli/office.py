@@ -152,7 +152,7 @@ def _check_connections(settings: Settings) -> None:
     checks = check_connections(
         settings,
         lambda account: open_mailbox(account, token_sources, clock),
-        last_uids,
+        last_uids if database.ok else None,
     )
     checks = [database, *checks]
     for item in checks:
