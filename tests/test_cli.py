@@ -3,8 +3,11 @@ mistake, imports that read every file and say what they could not."""
 
 from __future__ import annotations
 
+import json
 import stat
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from clirun import mailbot, tickets_json, write_config
@@ -445,3 +448,22 @@ def test_a_database_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
         'error: database: connection failed: connection to server at "127.0.0.1", '
         "port 1 failed: Connection refused\n",
     )
+
+
+def test_outbox_list_tells_when_to_whom_and_the_servers_whole_answer(
+    tmp_path: Path,
+) -> None:
+    # Trial 33: no time, no recipient, and the server's answer cut at 60.
+    config = write_config(tmp_path / "mailbot.toml", data_dir=tmp_path / "storage")
+    mailbot(config, "import", str(DATA / "intake-complaint-street-light.eml"))
+    mailbot(config, "send")
+
+    listed = mailbot(config, "outbox", "list").stdout.splitlines()
+    first = json.loads(mailbot(config, "outbox", "list", "--json").stdout)[0]
+
+    sent = datetime.fromisoformat(first["sent_at"]).astimezone(ZoneInfo("Asia/Jakarta"))
+    assert listed[:2] == [
+        f"1  {sent:%Y-%m-%d %H:%M} WIB  PRG-2026-000001-5  acknowledgement  sent  1",
+        f"  {first['recipients'][0]}  {first['last_reply']}",
+    ]
+    assert first["recipients"] == ["budi.santoso@example.com"]

@@ -227,9 +227,13 @@ def outbox_list(context: Context, status: str | None, as_json: bool) -> None:
         return
     if not rows:
         click.echo("no outgoing mail")
+    zone = context.settings.office.timezone
     for row in rows:
+        # Sent or still due: the moment that matters for each.
+        when = local_time(row["sent_at"] or row["next_attempt_at"], zone)
         cells = (row["reference"] or "-", row["kind"], row["status"], row["attempts"])
-        click.echo(line_of(row["id"], *cells, row["last_reply"][:60]))
+        click.echo(line_of(row["id"], when, *cells))
+        click.echo(line_of("", ", ".join(row["recipients"]), row["last_reply"][:200]))
 
 
 @outbox.command(name="retry")
