@@ -12,6 +12,7 @@ the staff address alone is taken, as before this check.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,8 +27,17 @@ from mailbot.tickets import record_event
 
 log = logging.getLogger(__name__)
 
-# The properties that name the domain a DKIM or SPF pass vouches for.
-_DOMAIN_PROPERTIES = {("header", "d"), ("header", "i"), ("smtp", "mailfrom")}
+_ANGLED = re.compile(r"(?<==)<([^<>\s()\"]*)>")
+# The properties that name the domain a pass vouches for. A DMARC pass is an
+# aligned DKIM or SPF pass already: OpenDMARC writes it in a header of its own,
+# above OpenDKIM's.
+_DOMAIN_PROPERTIES = {
+    ("header", "d"),
+    ("header", "i"),
+    ("smtp", "mailfrom"),
+    ("header", "from"),
+}
+_METHODS = frozenset({"dkim", "spf", "dmarc"})
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,7 @@ def check_sender(
         return SenderCheck(False, evidence, reason)
     passed = _aligned_passes(topmost, _domain(mail.sender_address))
     if not passed:
-        return SenderCheck(False, evidence, "neither DKIM nor SPF passed, aligned")
+        return SenderCheck(False, evidence, "no aligned DKIM, SPF or DMARC pass")
     return SenderCheck(True, (*passed, *evidence), "authenticated")
 
 
@@ -73,7 +83,10 @@ def _parsed(header: str) -> authres.AuthenticationResultsHeader | None:
     # sender writes any header naming our server above what the real path
     # added, so none below is read. One that breaks the grammar (a comment
     # left open by a quoted sender) vouches for nothing.
-    value = " ".join(header.split())
+    value = " ".join(header.split()).rstrip("; ")
+    # Yahoo ends the header with ";", Zoho and others write header.from=<a@b>:
+    # both break RFC 8601's grammar but say nothing a sender could forge.
+    value = _ANGLED.sub(r"\1", value)
     try:
         return authres.AuthenticationResultsHeader.parse_value(value)
     except authres.AuthResError:
@@ -86,7 +99,7 @@ def _aligned_passes(
     passed: list[str] = []
     for result in header.results:
         method = str(result.method).lower()
-        if method not in {"dkim", "spf"} or str(result.result).lower() != "pass":
+        if method not in _METHODS or str(result.result).lower() != "pass":
             continue
         domains = [
             _domain(str(prop.value))

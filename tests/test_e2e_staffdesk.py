@@ -364,7 +364,7 @@ def test_a_forged_staff_sender_changes_nothing(
         (EKBANG_STAFF,),
     ]
     assert [(e["action"], e["detail"]) for e in view["history"][1:]] == [
-        ("forged_sender", "neither DKIM nor SPF passed, aligned; evidence: none"),
+        ("forged_sender", "no aligned DKIM, SPF or DMARC pass; evidence: none"),
         (
             "forged_sender",
             "topmost Authentication-Results is not our server's; evidence: none",
