@@ -24,7 +24,7 @@ COMPLAINT = (
     "From: Warga {n} <warga{n}@example.com>\r\nTo: porong@sidoarjokab.go.id\r\n"
     "Subject: Sampah menumpuk di pasar {n}\r\nMessage-ID: <latency-{n}@example.com>\r\n"
     "Date: Mon, 05 Jan 2026 09:00:00 +0700\r\n\r\n"
-    "Sampah di pasar Porong menumpuk sejak seminggu. NIK 3515012345670001.\r\n"
+    "Sampah di pasar Porong menumpuk sejak seminggu. NIK 3515012305870001.\r\n"
 )
 
 

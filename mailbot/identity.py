@@ -14,8 +14,26 @@ from collections.abc import Iterable
 # "3515 0123 4567 0001", "35.15.01.230587.0004", "3515-01-230587-0004",
 # "3515/0123/4567/0001", tabs or two spaces between groups; glued to a word
 # ("NIK.3515...", "KTP-3515..."), but not part of a longer number.
-_NIK = re.compile(r"(?<!\d)(?<!\d[./-])\d(?:[ \t./-]{0,2}\d){15}(?!\d|[./-]\d)")
+_NIK = re.compile(
+    r"(?<!\d)(?<!\d[ \t./-])(?<!\d[ \t./-]{2})"
+    r"\d(?:[ \t./-]{0,2}\d){15}(?![ \t./-]{0,2}\d)"
+)
 _SEPARATORS = re.compile(r"[ \t./-]")
+# A NIK starts with a province code (Dukcapil), then regency and district, then
+# the birth date DDMMYY (40 added to the day for women) and a serial number.
+_PROVINCES = frozenset(
+    [
+        *range(11, 20),
+        21,
+        *range(31, 37),
+        *range(51, 54),
+        *range(61, 66),
+        *range(71, 77),
+        81,
+        82,
+        *range(91, 98),
+    ]
+)
 PHONE_NUMBER = re.compile(
     r"(?<![\d+])((?:\+62[ -]?|62|0)8\d)[\d\- ]{6,11}(\d{2})(?!\d)"
 )
@@ -24,7 +42,7 @@ _KTP_WORDS = re.compile(r"\b(?:e-?ktp|ktp|kartu tanda penduduk)\b", re.IGNORECAS
 
 def carries_identity(text: str, attachment_names: Iterable[str]) -> bool:
     """A NIK in the text, or an attachment that is by its name a KTP scan."""
-    if _NIK.search(text):
+    if any(_is_nik(_digits(match)) for match in _NIK.finditer(text)):
         return True
     return any(_KTP_WORDS.search(name.replace("_", " ")) for name in attachment_names)
 
@@ -36,5 +54,20 @@ def mask(text: str) -> str:
 
 
 def _masked_nik(match: re.Match[str]) -> str:
-    digits = _SEPARATORS.sub("", match.group(0))
+    # Masked on the province alone: a NIK mistyped in its date is still one,
+    # while a letter number ("470/123/438.6.12/2026") keeps its digits.
+    digits = _digits(match)
+    if int(digits[:2]) not in _PROVINCES:
+        return match.group(0)
     return f"{digits[:6]}******{digits[-4:]}"
+
+
+def _digits(match: re.Match[str]) -> str:
+    return _SEPARATORS.sub("", match.group(0))
+
+
+def _is_nik(digits: str) -> bool:
+    # A card, account or token number of sixteen digits is not identity.
+    day, month = int(digits[6:8]), int(digits[8:10])
+    day -= 40 if day > 40 else 0
+    return int(digits[:2]) in _PROVINCES and 1 <= day <= 31 and 1 <= month <= 12

@@ -92,7 +92,7 @@ def seed(session: Session, settings: Settings) -> None:
         session,
         s,
         wib(29, 9),
-        subject="Jalan rusak, NIK 3515012345678901",
+        subject="Jalan rusak, NIK 3515012305878901",
         name="Ahmad Fauzi",
     )
     t7.escalation_step = 2

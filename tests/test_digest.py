@@ -172,7 +172,7 @@ def test_the_digest_carries_no_address_or_nik_of_a_citizen(app: App) -> None:
     for part in (rendered.text, rendered.html):
         assert "warga@example.com" not in part
         assert "siti@example.com" not in part
-        assert "3515012345678901" not in part
+        assert "3515012305878901" not in part
         assert "Siti Aminah" in part
 
 

@@ -177,7 +177,7 @@ def test_the_escalation_letter_names_the_ticket_and_masks_the_subject(
             session,
             app.settings,
             RECEIVED,
-            subject="KTP 3515012345678901 belum jadi",
+            subject="KTP 3515012305878901 belum jadi",
         )
 
     watch.sweep(DUE + timedelta(hours=2))
@@ -192,7 +192,7 @@ def test_the_escalation_letter_names_the_ticket_and_masks_the_subject(
         "[PRG-2026-000001-5] Eskalasi ke Kasubag Umum dan Kepegawaian: lewat batas"
     )
     assert "351501******8901" in text
-    assert "3515012345678901" not in text
+    assert "3515012305878901" not in text
     assert "terlambat 2 jam" in text
 
 

@@ -132,11 +132,11 @@ def test_a_nik_sent_in_a_follow_up_completes_the_identity(app: App) -> None:
     nik = _mail(
         "budi@example.com",
         f"Re: [{reference}] Pengaduan",
-        "NIK 3515012345670001",
+        "NIK 3515012305870001",
         "d@x",
     )
     other = _mail(
-        "budi@example.com", f"Re: [{reference}] lagi", "NIK 3515012345670002", "e@x"
+        "budi@example.com", f"Re: [{reference}] lagi", "NIK 3515012305870002", "e@x"
     )
 
     _receive(app, nik)
@@ -186,7 +186,7 @@ def test_a_nik_in_a_reply_that_reopens_gets_one_letter_not_two(app: App) -> None
     reply = _mail(
         "budi@example.com",
         f"Re: [{reference}] Tanggapan",
-        "Jalan masih rusak. NIK 3515012345670001",
+        "Jalan masih rusak. NIK 3515012305870001",
         "r@x",
     )
 
@@ -216,25 +216,25 @@ def test_a_nik_counts_in_the_senders_own_text_and_sign_off_not_in_a_forward(
         "Budi <budi@example.com>",
         "Fwd: Bantuan sosial",
         "Mohon ditindaklanjuti.\n\n---------- Forwarded message ---------\n"
-        "Dari: Siti <siti@example.com>\nNIK 3515012345670003\n",
+        "Dari: Siti <siti@example.com>\nNIK 3515012305870003\n",
         "f@x",
     )
     quoted = _mail(
         "Ani <ani@example.com>",
         "Drainase",
-        "Saluran mampet.\n\n> NIK 3515012345670004\n",
+        "Saluran mampet.\n\n> NIK 3515012305870004\n",
         "g@x",
     )
     signed = _mail(
         "Eko <eko@example.com>",
         "Lampu jalan",
-        "Lampu mati.\n\n--\nEko Prasetyo\nNIK: 3515012345670005\n",
+        "Lampu mati.\n\n--\nEko Prasetyo\nNIK: 3515012305870005\n",
         "h@x",
     )
     nik_follow_up_in_signature = _mail(
         "Ani <ani@example.com>",
         "Re: Drainase",
-        "Ini data saya.\n\n--\nAni\nNIK 3515012345670006\n",
+        "Ini data saya.\n\n--\nAni\nNIK 3515012305870006\n",
         "i@x",
         extra="In-Reply-To: <g@x>\n",
     )

@@ -79,6 +79,13 @@ def test_filter_masks_message_arguments_and_tracebacks() -> None:
         ("12345678901234567", "12345678901234567"),
         ("1234 5678 9012 345", "1234 5678 9012 345"),
         ("1.3515082305870004", "1.3515082305870004"),
+        # Trial 34: sixteen digits that are no NIK: a letter number, a
+        # prepaid-electricity token of twenty, a card number.
+        ("Surat nomor 470/123/438.6.12/2026", "Surat nomor 470/123/438.6.12/2026"),
+        ("token 1234 5678 9012 3456 7890", "token 1234 5678 9012 3456 7890"),
+        ("kartu 4111 1111 1111 1111", "kartu 4111 1111 1111 1111"),
+        # A woman's NIK has 40 added to the day of birth.
+        ("NIK 3515086305870004", "NIK 351508******0004"),
     ],
 )
 def test_a_nik_in_the_groups_people_type_is_masked_and_counts(
@@ -87,6 +94,15 @@ def test_a_nik_in_the_groups_people_type_is_masked_and_counts(
     # Trial 28: grouped NIKs were neither masked nor taken as identity.
     assert mask(written) == masked
     assert carries_identity(written, []) is (masked != written)
+
+
+def test_a_nik_mistyped_in_its_date_is_masked_but_is_no_identity() -> None:
+    written = "NIK 3515083505870004"
+
+    assert (mask(written), carries_identity(written, [])) == (
+        "NIK 351508******0004",
+        False,
+    )
 
 
 def test_cli_log_lines_and_ticket_list_mask_identity_numbers(tmp_path: Path) -> None:

@@ -347,7 +347,7 @@ def test_greeting_and_signature_alone_go_to_fallback(porong: Router) -> None:
     body = (
         "Assalamualaikum wr. wb.\nYth. Bapak Camat Porong,\n\n"
         "Mohon bantuannya. Terima kasih.\n\nHormat saya,\nSiti Aminah\n"
-        "Jl. Raya Porong No. 12, Kel. Porong, Kec. Porong\nNIK 3515012345678901"
+        "Jl. Raya Porong No. 12, Kel. Porong, Kec. Porong\nNIK 3515012305878901"
     )
 
     decision = porong.route("Mohon bantuan", body)

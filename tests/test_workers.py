@@ -54,7 +54,7 @@ def _complaint(account: int, n: int) -> bytes:
         f"To: porong@sidoarjokab.go.id\r\nSubject: {subject} {account}-{n}\r\n"
         f"Message-ID: <c{account}x{n}@example.com>\r\n"
         "Date: Mon, 05 Jan 2026 09:00:00 +0700\r\n\r\n"
-        f"{body}\r\nNIK 3515012345670001.\r\n"
+        f"{body}\r\nNIK 3515012305870001.\r\n"
     ).encode()
 
 
