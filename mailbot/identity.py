@@ -34,8 +34,10 @@ _PROVINCES = frozenset(
         *range(91, 98),
     ]
 )
+# A mobile number: "0812-3456-7890", "+62 812 3456 7890", "0812.3456.7890",
+# "(0813) 1111-2222".
 PHONE_NUMBER = re.compile(
-    r"(?<![\d+])((?:\+62[ -]?|62|0)8\d)[\d\- ]{6,11}(\d{2})(?!\d)"
+    r"(?<![\d+])\(?((?:\+62[ -]?|62|0)8\d)[\d\-. )]{6,12}(\d{2})(?!\d)"
 )
 _KTP_WORDS = re.compile(r"\b(?:e-?ktp|ktp|kartu tanda penduduk)\b", re.IGNORECASE)
 

@@ -318,16 +318,21 @@ def notice_text(text: str) -> str:
 _NAME = re.compile(r"[^\W\d_]+(?:[ .,'\u2019()-]+[^\W\d_]*)*")
 # Top-level domains of the links people write without a scheme ("s.id/abc",
 # "bit.ly", "klaim-hadiah.xyz"), which mail clients turn into links themselves.
-# A list, not any letters after a dot: "Jl.Raya" and "Ds.Kesambi" are addresses.
+# A list, in lower case as links are written, not any letters after a dot:
+# "Jl.Raya", "bulan.Info" (a missing space) and "Sdr.In" are not links.
 _TLDS = (
     "com|net|org|info|biz|id|ly|me|io|co|cc|tk|ml|ga|cf|gq|to|gl|gd|app|dev|ws|"
     "us|uk|ru|cn|in|my|sg|xyz|top|site|online|club|shop|link|click|live|vip|icu|"
-    "buzz|fun|store|website|space|tech|pro|asia|mobi|news|win|bid|loan|work"
+    "buzz|fun|store|website|space|tech|pro|asia|mobi|news|win|bid|loan|work|ai|"
+    "cfd|sbs|cyou|rest|life|today|best|support|help|email|fyi|cloud|digital|"
+    "world|center|lol|monster|quest|bond|pw|su|ink|xin|cam|gdn|men|date|party"
 )
 _LINK = re.compile(
     r"(?:[a-z][a-z0-9+.-]*://|www\.|mailto:)\S*"
-    rf"|\b(?:[a-z0-9-]+\.)+(?:{_TLDS})\b(?:/\S*)?"
-    r"|\b\d{1,3}(?:\.\d{1,3}){3}\b(?:/\S*)?",
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    rf"|\b(?:[a-z0-9-]+\.)+(?-i:{_TLDS})\b(?:/\S*)?"
+    # An address by number only with a path or port: "1.250.000.000" is money.
+    r"|\b(?:\d{1,3}\.){3}\d{1,3}[/:]\S*",
     re.IGNORECASE,
 )
 MAX_NAME_CHARS = 60

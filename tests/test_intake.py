@@ -774,6 +774,18 @@ def test_a_message_id_in_utf8_opens_a_ticket_whose_letters_leave_it_out(
         ("Hubungi WA 0812-3456-7890 segera", "Hubungi WA [nomor telepon] segera"),
         ("Jl.Raya Porong rusak, Rp.50.000", "Jl.Raya Porong rusak, Rp.50.000"),
         ("Bansos 2026 RT 03 RW 05", "Bansos 2026 RT 03 RW 05"),
+        # Trial 34: money, a tax number and missing spaces are no links; more
+        # numbers to call and scam domains are.
+        ("Dana desa Rp 1.250.000.000", "Dana desa Rp 1.250.000.000"),
+        ("NPWP 08.123.456.7-643.000", "NPWP 08.123.456.7-643.000"),
+        ("Lampu mati sebulan.Info lanjut", "Lampu mati sebulan.Info lanjut"),
+        ("Hormat kami Sdr.In Lestari", "Hormat kami Sdr.In Lestari"),
+        (
+            "Telp 0812.3456.7890 atau (0813) 1111-2222",
+            "Telp [nomor telepon] atau [nomor telepon]",
+        ),
+        ("Daftar bansos-2026.cfd/daftar dan hadiah.ai", "Daftar [tautan] dan [tautan]"),
+        ("Balas ke admin@bansos.example", "Balas ke [tautan]"),
     ],
 )
 def test_a_citizen_subject_is_repeated_without_links_or_numbers_to_call(
