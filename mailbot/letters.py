@@ -7,6 +7,7 @@ result in the outbox, all inside the caller's transaction.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -343,10 +344,13 @@ _NOT_NAMES = frozenset(
 )
 # A display name that starts with one of these says who writes, not their name:
 # "Warga Porong", "Pelapor", "Masyarakat Desa Glagaharum".
-_NOT_NAME_STARTS = frozenset({"warga", "pelapor", "pengadu", "masyarakat"})
+_NOT_NAME_STARTS = frozenset(
+    {"warga", "pelapor", "pengadu", "masyarakat", "anonim", "admin", "rt", "rw"}
+)
 MAX_NAME_WORDS = 8
 _HONORIFICS = re.compile(
-    r"^(?:(?:bapak|bpk|pak|ibu|bu|sdr|sdri|saudara|saudari)\.?\s+)+", re.IGNORECASE
+    r"^(?:(?:yth|bapak|bpk|pak|ibu|bu|sdr|sdri|saudara|saudari)\.?(?:\s+|$))+",
+    re.IGNORECASE,
 )
 
 
@@ -366,7 +370,7 @@ def greeting_name(name: str) -> str:
     written all in capitals or all in lower case.
     """
     name = " ".join(name.split())
-    bare = _HONORIFICS.sub("", name).strip() or name
+    bare = _HONORIFICS.sub("", name).strip()
     if not (_looks_like_a_name(name) and _looks_like_a_name(bare)):
         # Anyone can write a display name: a long one, or one with a link or
         # digits, would make the office's letter carry the sender's message to
@@ -383,15 +387,25 @@ def greeting_name(name: str) -> str:
 
 def _looks_like_a_name(name: str) -> bool:
     words = name.casefold().strip(" .,!").split()
+    # Vowel signs (Javanese, Devanagari, vocalised Arabic), decomposed accents
+    # and the joiners belong to the letters before them.
+    letters = "".join(
+        char
+        for char in unicodedata.normalize("NFC", name)
+        if not unicodedata.category(char).startswith("M") and char not in _JOINERS
+    )
     return (
-        " ".join(words) not in _NOT_NAMES
-        and words[:1] != []
+        bool(words)
+        and " ".join(words) not in _NOT_NAMES
         and words[0] not in _NOT_NAME_STARTS
         and _LINK.search(name) is None
         and len(name) <= MAX_NAME_CHARS
-        and len(name.split()) <= MAX_NAME_WORDS
-        and _NAME.fullmatch(name) is not None
+        and len(words) <= MAX_NAME_WORDS
+        and _NAME.fullmatch(letters) is not None
     )
+
+
+_JOINERS = frozenset("\u200c\u200d")
 
 
 def citizen_subject(subject: str) -> str:
