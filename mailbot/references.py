@@ -40,6 +40,8 @@ _BRACKETED = re.compile(rf"\[\s*{_PATTERN.pattern}\s*\]|{_PATTERN.pattern}", re.
 log = logging.getLogger(__name__)
 
 _SEQ_LIMIT = 999_999
+# The highest number `references --last` may set: one must be left to give.
+LAST_SETTABLE = _SEQ_LIMIT - 1
 
 
 def check_digit(digits: str) -> int:

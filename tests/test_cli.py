@@ -410,8 +410,16 @@ def test_after_a_restore_the_counter_moves_past_the_references_sent(
     mailbot(config, "import", str(DATA / "intake-complaint-street-light.eml"))
 
     before = mailbot(config, "references", "--year", "2026").stdout
-    moved = mailbot(config, "references", "--year", "2026", "--last", "40").stdout
-    back = mailbot(config, "references", "--year", "2026", "--last", "3", check=False)
+    asked = mailbot(config, "references", "--year", "2026", "--last", "40", check=False)
+    moved = mailbot(
+        config, "references", "--year", "2026", "--last", "40", "--yes"
+    ).stdout
+    back = mailbot(
+        config, "references", "--year", "2026", "--last", "3", "--yes", check=False
+    )
+    too_far = mailbot(
+        config, "references", "--last", "999999", "--yes", check=False
+    ).returncode
     mailbot(config, "import", str(DATA / "intake-complaint-flood.eml"))
 
     assert (
@@ -427,6 +435,9 @@ def test_after_a_restore_the_counter_moves_past_the_references_sent(
         "error: 2026: 40 references are given out already; the counter never goes "
         "back\n",
     )
+    # Without --yes and without a terminal to answer, nothing moves.
+    assert (asked.returncode, asked.stderr.splitlines()[-1]) == (1, "aborted")
+    assert too_far == 2
     assert [row["reference"] for row in tickets_json(config)] == [
         "PRG-2026-000001-5",
         "PRG-2026-000041-8",

@@ -21,6 +21,7 @@ from mailbot.inbound import Outcome
 from mailbot.models import InboundStatus, OutboxStatus, TicketStatus
 from mailbot.outbox import failed_ids, retry
 from mailbot.references import (
+    LAST_SETTABLE,
     Reference,
     last_allocated,
     parse_reference,
@@ -149,20 +150,31 @@ def route(context: Context, text: str, as_json: bool) -> None:
 @click.option(
     "--last",
     "last",
-    type=ROW_ID,
+    type=click.IntRange(1, LAST_SETTABLE),
     help="Mark this number as the last given out (after a restore).",
 )
+@click.option("--yes", is_flag=True, help="Do not ask before moving the counter.")
 @pass_context
-def references_(context: Context, year: int | None, last: int | None) -> None:
+def references_(
+    context: Context, year: int | None, last: int | None, yes: bool
+) -> None:
     """Show the year's last reference; after a restore, move it past those sent."""
     app = context.existing_app
     office = app.settings.office
     if year is None:
         year = app.clock.now().astimezone(ZoneInfo(office.timezone)).year
     with app.sessions.begin() as session:
-        if last is not None:
-            set_last_allocated(session, year, last)
         seq = last_allocated(session, year)
+        if last is not None and last != seq:
+            # The counter never goes back: a typo here cannot be undone.
+            if not yes:
+                click.confirm(
+                    f"{year}: mark {last} as the last reference given out (now "
+                    f"{seq})? The numbers between are never given out.",
+                    abort=True,
+                )
+            set_last_allocated(session, year, last)
+            seq = last
     if not seq:
         click.echo(f"{year}: no reference given out yet")
         return
