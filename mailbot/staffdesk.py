@@ -107,9 +107,11 @@ class StaffDesk:
         names = [i.command.name for i in instructions.invocations]
         if sum(name in DECISIONS for name in names) > 1:
             problems.append(
-                "Satu balasan hanya boleh berisi satu #tanggapan, #tolak, #setuju "
-                "atau #revisi."
+                "Satu balasan hanya boleh berisi satu #tanggapan, #tolak, #setuju, "
+                "#revisi atau #selesai."
             )
+        if names.count("teruskan") > 1:
+            problems.append("Satu balasan hanya boleh berisi satu #teruskan.")
         if "teruskan" in names and any(name in DECISIONS for name in names):
             # Checked against the ticket as it is now: a #teruskan withdraws the
             # draft a #setuju would send, a #setuju answers the ticket it moves.

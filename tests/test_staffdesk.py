@@ -702,8 +702,8 @@ def test_approving_and_sending_back_in_one_reply_is_refused(
 
     assert desk.ticket().status == "in_progress"
     assert (
-        "Satu balasan hanya boleh berisi satu #tanggapan, #tolak, #setuju atau "
-        "#revisi." in desk.last_text()
+        "Satu balasan hanya boleh berisi satu #tanggapan, #tolak, #setuju, "
+        "#revisi atau #selesai." in desk.last_text()
     )
     assert [action for _, action in desk.actions()][-3:] == [
         "draft",
@@ -1158,9 +1158,18 @@ def test_an_answer_and_a_rejection_in_one_reply_are_refused(desk: Desk) -> None:
 
     assert desk.ticket().status == "received"
     assert (
-        "Satu balasan hanya boleh berisi satu #tanggapan, #tolak, #setuju atau "
-        "#revisi." in desk.last_text()
+        "Satu balasan hanya boleh berisi satu #tanggapan, #tolak, #setuju, "
+        "#revisi atau #selesai." in desk.last_text()
     )
+
+
+def test_two_forwards_in_one_reply_are_refused(desk: Desk) -> None:
+    # Trial 34: the ticket went on through the first unit to the second, and
+    # the first was told of a ticket it no longer held.
+    desk.reply(OPERATOR, "#teruskan pemerintahan\n#teruskan trantib")
+
+    assert desk.ticket().unit_code == "ekbang"
+    assert "Satu balasan hanya boleh berisi satu #teruskan." in desk.last_text()
 
 
 def test_forwarding_by_unit_name_and_to_an_unknown_unit(desk: Desk) -> None:
