@@ -411,7 +411,14 @@ def retry(session: Session, item_id: int, now: datetime) -> OutboxItem:
         item.kind,
         item.attempts,
     )
+    if (item.last_reply or "").startswith(SENDING):
+        # A dead sender's claim: `outbox list` would go on naming it.
+        item.last_reply = "queued again by hand"
+    # Due now, or sooner if it was: a queued letter keeps its place in line.
+    due = item.next_attempt_at
+    item.next_attempt_at = (
+        due if item.status == OutboxStatus.QUEUED and due < now else now
+    )
     item.status = OutboxStatus.QUEUED
     item.attempts = 0
-    item.next_attempt_at = now
     return item

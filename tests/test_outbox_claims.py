@@ -201,13 +201,17 @@ def test_retry_by_hand_leaves_a_letter_another_sender_is_sending(app: App) -> No
         retry(session, 1, NOW + timedelta(seconds=10))
     with app.sessions.begin() as session:
         lapsed = retry(session, 1, NOW + timedelta(seconds=CLAIM_SECONDS))
-        due = lapsed.next_attempt_at
+        due, said = lapsed.next_attempt_at, lapsed.last_reply
+        # Trial 34: a waiting letter retried by hand went to the back.
+        waiting = retry(session, 2, NOW + timedelta(seconds=60)).next_attempt_at
 
     assert str(refused.value) == (
         f"outbox message 1 is being sent ({holder}); if it is still queued in 5 "
         "min, its sender is gone and it goes again by itself"
     )
     assert due == NOW + timedelta(seconds=CLAIM_SECONDS)
+    assert said == "queued again by hand"
+    assert waiting == NOW
 
 
 def test_a_send_run_stops_between_letters_when_it_is_interrupted(app: App) -> None:
