@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, time
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -33,6 +34,8 @@ Job = tuple[str, float, Callable[[], object]]
 # has passed, so a service started late still sends that day's digest. (The
 # time-zone form of schedule's .at() would also pull in pytz.)
 DIGEST_CHECK_SECONDS = 60.0
+# How long a send run goes on while new mail waits to be taken in.
+SEND_SLICE_SECONDS = 5.0
 _MAIL_OUTCOMES = ("ticket", "follow_up", "staff")
 
 
@@ -62,12 +65,14 @@ class Service:
         self,
         app: App,
         transport: Transport,
-        interrupted: Callable[[], bool] = lambda: False,
+        *,
+        stopping: Callable[[], bool] = lambda: False,
+        woken: Callable[[], bool] = lambda: False,
     ) -> None:
         self.app = app
         self.transport = transport
-        # Asked between letters: stopping, or new mail to take in first.
-        self.interrupted = interrupted
+        # Asked between letters: a service stopping, or new mail to take in.
+        self.stopping, self.woken = stopping, woken
         self.poller = app.poller()
         self.sla = sla_watch(app)
         self.health = health_watch(app)
@@ -99,14 +104,26 @@ class Service:
             self.send()
 
     def send(self) -> DeliveryReport:
-        """Deliver the outbox rows that are due."""
+        """Deliver the outbox rows that are due.
+
+        Stops between letters when the service is stopping, or when new mail
+        waits and the run has had its SEND_SLICE_SECONDS: in a flood, mail
+        arrives all the time, and letters must still go out.
+        """
         app = self.app
+        started = monotonic()
+
+        def interrupted() -> bool:
+            if self.stopping():
+                return True
+            return self.woken() and monotonic() - started >= SEND_SLICE_SECONDS
+
         return deliver_due(
             app.sessions,
             self.transport,
             smtp_policy(app),
             app.clock,
-            interrupted=self.interrupted,
+            interrupted=interrupted,
         )
 
     def sweep(self) -> None:

@@ -24,6 +24,7 @@ from smtpsink import SmtpSink
 from mailbot.app import App
 from mailbot.config import SmtpConfig
 from mailbot.errors import OperationalError
+from mailbot.inbound import Origin
 from mailbot.scheduler import StopFlag, guarded, run_forever
 from mailbot.service import Service
 
@@ -95,6 +96,34 @@ def test_a_poll_that_brings_a_complaint_sends_the_acknowledgement_at_once(
         "ekbang.porong@example.go.id",
         "ekbang.staf@porong.example.go.id",
     ]
+
+
+@pytest.mark.parametrize(
+    ("stopping", "slice_seconds", "sent"),
+    [(True, 5.0, 1), (False, 0.0, 1), (False, 5.0, 3)],
+)
+def test_a_send_run_gives_way_to_stopping_and_after_its_slice_to_new_mail(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stopping: bool,
+    slice_seconds: float,
+    sent: int,
+) -> None:
+    # Trial 33: new mail waited 6.5 minutes behind a slow queue. Giving way to
+    # every new mail at once starved the letters in a flood (bench_workers).
+    monkeypatch.setattr("mailbot.service.SEND_SLICE_SECONDS", slice_seconds)
+    app = App.build(make_settings(tmp_path))
+    app.intake.receive(
+        (DATA / "intake-complaint-street-light.eml").read_bytes(),
+        Origin("import", "", "test"),
+    )
+    service = Service(
+        app, app.transport(), stopping=lambda: stopping, woken=lambda: True
+    )
+
+    report = service.send()
+
+    assert report.sent == sent
 
 
 def test_digest_send_delivers_once_per_day(tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ def run(context: Context) -> None:
     app = context.working_app
     transport = app.transport()
     stop, wake = StopFlag(), threading.Event()
-    service = Service(app, transport, lambda: stop.stopped or wake.is_set())
+    service = Service(app, transport, stopping=lambda: stop.stopped, woken=wake.is_set)
     # A backlog's acknowledgements go out batch by batch, not after all of it.
     service.poller.after_batch = service.send
     watcher = Watcher(app.open_mailbox, wake)
