@@ -73,6 +73,7 @@ class Service:
         self.transport = transport
         # Asked between letters: a service stopping, or new mail to take in.
         self.stopping, self.woken = stopping, woken
+        self.gave_way = False
         self.poller = app.poller()
         self.sla = sla_watch(app)
         self.health = health_watch(app)
@@ -97,10 +98,11 @@ class Service:
         return jobs
 
     def poll(self) -> None:
-        """Poll every account; deliver at once if that made mail."""
+        """Poll every account; deliver at once if that made mail, or if a send
+        run gave way to this poll."""
         reports = self.poller.poll_all(self.app.settings.accounts)
         made = sum(r.outcomes.get(o, 0) for r in reports for o in _MAIL_OUTCOMES)
-        if made:
+        if made or self.gave_way:
             self.send()
 
     def send(self) -> DeliveryReport:
@@ -112,11 +114,14 @@ class Service:
         """
         app = self.app
         started = monotonic()
+        self.gave_way = False
 
         def interrupted() -> bool:
             if self.stopping():
                 return True
-            return self.woken() and monotonic() - started >= SEND_SLICE_SECONDS
+            # Another worker's flags wake us too: the rest goes after the poll.
+            self.gave_way = self.woken() and monotonic() - started >= SEND_SLICE_SECONDS
+            return self.gave_way
 
         return deliver_due(
             app.sessions,

@@ -126,6 +126,28 @@ def test_a_send_run_gives_way_to_stopping_and_after_its_slice_to_new_mail(
     assert report.sent == sent
 
 
+def test_the_poll_a_send_run_gave_way_to_sends_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # bench_workers: woken by other workers' flags, sends gave way to polls
+    # that brought nothing, and the rest waited for the send job's turn.
+    monkeypatch.setattr("mailbot.service.SEND_SLICE_SECONDS", 0.0)
+    app = App.build(make_settings(tmp_path))
+    app.intake.receive(
+        (DATA / "intake-complaint-street-light.eml").read_bytes(),
+        Origin("import", "", "test"),
+    )
+    woken = [True]
+    service = Service(app, app.transport(), woken=lambda: woken[0])
+
+    first = service.send()
+    woken[0] = False
+    service.poll()
+
+    assert first.sent == 1
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 3
+
+
 def test_digest_send_delivers_once_per_day(tmp_path: Path) -> None:
     build(tmp_path / "data")
     config = tmp_path / "mailbot.toml"
