@@ -2,11 +2,10 @@
 
 Reads the Authentication-Results headers (RFC 8601, parsed by authres) of a
 parsed message and the threading evidence; writes only the record of a refused
-attempt. Only the header
-written by our own trusted receiving server counts, and only when it is the
-topmost: any sender can add headers naming any server, ours included. Each
-account may name its own server (two inboxes on two providers); without one,
-the staff address alone is taken, as before this check.
+attempt. Only the header written by our own trusted receiving server counts,
+and only when it is the topmost: any sender can add headers naming any server,
+ours included. Each account may name its own server (two inboxes on two
+providers); without one, the staff address alone is taken, as before this check.
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ class SenderCheck:
 def check_sender(
     mail: ParsedMail, trusted_servers: Collection[str], *, signed_reply: bool
 ) -> SenderCheck:
-    """Whether the From address is backed by a trusted server's DKIM or SPF pass.
+    """Whether the From address is backed by a trusted server's aligned pass.
 
     ``trusted_servers`` are the authserv-ids whose header counts: the one of the
     inbox the mail came from, or, for an imported file, any configured one.

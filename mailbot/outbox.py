@@ -396,7 +396,8 @@ def _refuse_a_live_claim(item: OutboxItem, now: datetime) -> None:
 
 
 def retry(session: Session, item_id: int, now: datetime) -> OutboxItem:
-    """Put a failed or deferred row back in the queue, due now."""
+    """Put a failed or deferred row back in the queue, due now (a queued one
+    keeps an earlier due time); a letter a live sender holds is refused."""
     item = session.get(OutboxItem, item_id)
     if item is None:
         raise CommandError(f"no outbox message {item_id}")
