@@ -27,16 +27,14 @@ from mailbot.tickets import record_event
 log = logging.getLogger(__name__)
 
 _ANGLED = re.compile(r"(?<==)<([^<>\s()\"]*)>")
-# The properties that name the domain a pass vouches for. A DMARC pass is an
-# aligned DKIM or SPF pass already: OpenDMARC writes it in a header of its own,
-# above OpenDKIM's.
-_DOMAIN_PROPERTIES = {
-    ("header", "d"),
-    ("header", "i"),
-    ("smtp", "mailfrom"),
-    ("header", "from"),
+# What each method verified: the signing domain (Gmail writes only the
+# identity, header.i), the envelope sender, the From domain itself. A DMARC pass
+# is an aligned DKIM or SPF pass already.
+_VERIFIED = {
+    "dkim": (("header", "d"), ("header", "i")),
+    "spf": (("smtp", "mailfrom"),),
+    "dmarc": (("header", "from"),),
 }
-_METHODS = frozenset({"dkim", "spf", "dmarc"})
 
 
 @dataclass(frozen=True)
@@ -65,13 +63,25 @@ def check_sender(
     headers = mail.authentication_results
     if not headers:
         return SenderCheck(False, evidence, "no Authentication-Results of ours")
+    ours = {server.strip().lower() for server in trusted_servers}
     topmost = _parsed(headers[0])
     if topmost is None:
         return SenderCheck(False, evidence, "topmost Authentication-Results unreadable")
-    if topmost.authserv_id.lower() not in {t.strip().lower() for t in trusted_servers}:
+    if topmost.authserv_id.lower() not in ours:
         reason = "topmost Authentication-Results is not our server's"
         return SenderCheck(False, evidence, reason)
-    passed = _aligned_passes(topmost, _domain(mail.sender_address))
+    # Postfix's milters each write a header of their own (OpenDMARC's above
+    # OpenDKIM's), all above the Received header of that hop.
+    last_hop = [topmost, *map(_parsed, headers[1 : mail.authentication_results_on_top])]
+    sender_domain = _domain(mail.sender_address)
+    passed = tuple(
+        dict.fromkeys(
+            method
+            for header in last_hop
+            if header is not None and header.authserv_id.lower() in ours
+            for method in _aligned_passes(header, sender_domain)
+        )
+    )
     if not passed:
         return SenderCheck(False, evidence, "no aligned DKIM, SPF or DMARC pass")
     return SenderCheck(True, (*passed, *evidence), "authenticated")
@@ -98,14 +108,17 @@ def _aligned_passes(
     passed: list[str] = []
     for result in header.results:
         method = str(result.method).lower()
-        if method not in _METHODS or str(result.result).lower() != "pass":
+        if method not in _VERIFIED or str(result.result).lower() != "pass":
             continue
-        domains = [
-            _domain(str(prop.value))
+        values = {
+            (str(prop.type).lower(), str(prop.name).lower()): _domain(str(prop.value))
             for prop in result.properties
-            if (str(prop.type).lower(), str(prop.name).lower()) in _DOMAIN_PROPERTIES
-        ]
-        if any(_aligned(domain, sender_domain) for domain in domains):
+        }
+        # The first property the method names is the one that counts.
+        domain = next((values[key] for key in _VERIFIED[method] if key in values), "")
+        # DMARC names the From domain itself; the others may name a parent.
+        exact = method == "dmarc"
+        if domain == sender_domain if exact else _aligned(domain, sender_domain):
             passed.append(method)
     return tuple(dict.fromkeys(passed))
 

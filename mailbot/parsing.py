@@ -90,6 +90,9 @@ class ParsedMail:
     automatic_headers: tuple[str, ...]
     return_path: str
     authentication_results: tuple[str, ...]
+    # How many of them stand above the first Received header: written by the
+    # last hop (Postfix's milters each add one), never by the sender.
+    authentication_results_on_top: int
     is_delivery_report: bool
     defects: tuple[str, ...]
 
@@ -211,6 +214,7 @@ def _assemble(
             plain(" ".join(v.split()))
             for v in headers.get("authentication-results", [])
         ),
+        authentication_results_on_top=_results_on_top(message),
         is_delivery_report=_is_delivery_report(
             message,
             body,
@@ -228,6 +232,18 @@ def _bounded_subject(subject: str, notes: list[str]) -> str:
         return subject
     notes.append(f"subject of {len(subject)} characters cut to {MAX_SUBJECT_CHARS}")
     return subject[:MAX_SUBJECT_CHARS].rstrip()
+
+
+def _results_on_top(message: Message) -> int:
+    # Without any Received header there is no hop to stand above: only the
+    # topmost counts, as everywhere else.
+    on_top = 0
+    for name in message:
+        lowered = name.lower()
+        if lowered == "received":
+            return on_top
+        on_top += lowered == "authentication-results"
+    return min(on_top, 1)
 
 
 def _first_text(headers: dict[str, list[str]], notes: list[str], name: str) -> str:

@@ -12,8 +12,11 @@ from mailbot.parsing import parse_message
 TRUSTED = "mx.porong.example.go.id"
 
 
-def _mail(*results: str) -> bytes:
-    headers = "".join(f"Authentication-Results: {r}\r\n" for r in results)
+def _mail(*results: str, received_after: int = 0) -> bytes:
+    lines = [f"Authentication-Results: {r}\r\n" for r in results]
+    if received_after:
+        lines.insert(received_after, f"Received: from x by {TRUSTED}; 3 Dec 2026\r\n")
+    headers = "".join(lines)
     return (
         f"{headers}From: Staf <ekbang.staf@porong.example.go.id>\r\n"
         "To: porong@sidoarjokab.go.id\r\nSubject: Re: x\r\n"
@@ -21,8 +24,9 @@ def _mail(*results: str) -> bytes:
     ).encode()
 
 
-def _check(*results: str, signed: bool = False) -> SenderCheck:
-    mail = parse_message(_mail(*results), now=datetime(2026, 12, 3, tzinfo=UTC))
+def _check(*results: str, signed: bool = False, received_after: int = 0) -> SenderCheck:
+    raw = _mail(*results, received_after=received_after)
+    mail = parse_message(raw, now=datetime(2026, 12, 3, tzinfo=UTC))
     return check_sender(mail, (TRUSTED,), signed_reply=signed)
 
 
@@ -153,5 +157,36 @@ def test_real_servers_header_shapes_pass(result: str) -> None:
 
 def test_a_dmarc_pass_for_another_domain_does_not_count() -> None:
     check = _check(f"{TRUSTED}; dmarc=pass header.from=evil.example")
+
+    assert check == SenderCheck(False, (), "no aligned DKIM, SPF or DMARC pass")
+
+
+def test_each_milters_header_of_the_last_hop_is_read() -> None:
+    # Trial 35: OpenDMARC's "dmarc=none" (no DMARC record for .go.id) stood
+    # above OpenDKIM's pass, and a genuine staff reply was set aside.
+    dmarc = f"{TRUSTED}; dmarc=none (p=none dis=none) header.from=porong.example.go.id"
+    dkim = f"{TRUSTED}; dkim=pass (2048-bit key) header.d=porong.example.go.id"
+
+    ours = _check(dmarc, dkim, received_after=2)
+    # Below our Received header, a header naming our server is the sender's.
+    forged = _check(dmarc, dkim, received_after=1)
+
+    assert ours == SenderCheck(True, ("dkim",), "authenticated")
+    assert forged == SenderCheck(False, (), "no aligned DKIM, SPF or DMARC pass")
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        # Trial 35: properties another method verified, or none verified.
+        f"{TRUSTED}; dkim=pass header.d=evil.example header.from=porong.example.go.id",
+        f"{TRUSTED}; spf=pass smtp.mailfrom=evil.example "
+        "header.from=porong.example.go.id",
+        f"{TRUSTED}; dkim=pass header.d=evil.example header.i=@porong.example.go.id",
+        f"{TRUSTED}; dmarc=pass header.from=example.go.id",
+    ],
+)
+def test_only_what_each_method_verified_counts(result: str) -> None:
+    check = _check(result)
 
     assert check == SenderCheck(False, (), "no aligned DKIM, SPF or DMARC pass")

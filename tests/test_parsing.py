@@ -51,6 +51,7 @@ def test_plain_complaint_fields() -> None:
         authentication_results=(
             "mx.porong.example.go.id; spf=pass smtp.mailfrom=example.com",
         ),
+        authentication_results_on_top=1,
         is_delivery_report=False,
         defects=(),
     )
