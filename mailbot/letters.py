@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from mailbot.attachments import StoredAttachment
 from mailbot.compose import Letter
 from mailbot.config import Settings
-from mailbot.identity import PHONE_NUMBER
+from mailbot.identity import PHONE_NUMBER, is_phone
 from mailbot.models import OutboxItem, Ticket
 from mailbot.outbox import Sender, queue
 from mailbot.parsing import ParsedMail
@@ -322,11 +322,12 @@ _NAME = re.compile(r"[^\W\d_]+(?:[ .,'\u2019()-]+[^\W\d_]*)*")
 # A list, in lower case as links are written, not any letters after a dot:
 # "Jl.Raya", "bulan.Info" (a missing space) and "Sdr.In" are not links.
 _TLDS = (
-    "com|net|org|info|biz|id|ly|me|io|co|cc|tk|ml|ga|cf|gq|to|gl|gd|app|dev|ws|"
+    "com|net|org|info|biz|id|ly|me|io|co|cc|tk|ml|cf|gq|to|gl|gd|app|dev|ws|tv|"
     "us|uk|ru|cn|in|my|sg|xyz|top|site|online|club|shop|link|click|live|vip|icu|"
     "buzz|fun|store|website|space|tech|pro|asia|mobi|news|win|bid|loan|work|ai|"
     "cfd|sbs|cyou|rest|life|today|best|support|help|email|fyi|cloud|digital|"
-    "world|center|lol|monster|quest|bond|pw|su|ink|xin|cam|gdn|men|date|party"
+    "world|center|lol|monster|quest|bond|pw|su|ink|xin|cam|gdn|men|date|party|"
+    "gy|at|ee|zip|mov"
 )
 _LINK = re.compile(
     r"(?:[a-z][a-z0-9+.-]*://|www\.|mailto:)\S*"
@@ -415,7 +416,10 @@ def citizen_subject(subject: str) -> str:
     The subject is the sender's text; a link or a number to call in it would
     reach whatever address the sender gave, in a letter from the office.
     """
-    return PHONE_NUMBER.sub("[nomor telepon]", _LINK.sub("[tautan]", subject))
+    subject = _LINK.sub("[tautan]", subject)
+    return PHONE_NUMBER.sub(
+        lambda m: "[nomor telepon]" if is_phone(m) else m.group(0), subject
+    )
 
 
 def _titles(text: str) -> bool:

@@ -807,6 +807,16 @@ def test_a_message_id_in_utf8_opens_a_ticket_whose_letters_leave_it_out(
         ),
         ("Daftar bansos-2026.cfd/daftar dan hadiah.ai", "Daftar [tautan] dan [tautan]"),
         ("Balas ke admin@bansos.example", "Balas ke [tautan]"),
+        # Trial 35: chat slang after a full stop, office hours; numbers with
+        # the country code, ten digits; shorteners.
+        ("Lampu mati.ga ada yang perbaiki", "Lampu mati.ga ada yang perbaiki"),
+        ("Jam pelayanan 0830 - 0945", "Jam pelayanan 0830 - 0945"),
+        (
+            "hub (+62) 812 3456 7890 atau 62-812-3456-7891",
+            "hub [nomor telepon] atau [nomor telepon]",
+        ),
+        ("WA 0812345678", "WA [nomor telepon]"),
+        ("Info rb.gy/abc dan shorturl.at/x", "Info [tautan] dan [tautan]"),
     ],
 )
 def test_a_citizen_subject_is_repeated_without_links_or_numbers_to_call(

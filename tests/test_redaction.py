@@ -79,13 +79,14 @@ def test_filter_masks_message_arguments_and_tracebacks() -> None:
         ("12345678901234567", "12345678901234567"),
         ("1234 5678 9012 345", "1234 5678 9012 345"),
         ("1.3515082305870004", "1.3515082305870004"),
-        # Trial 34: sixteen digits that are no NIK: a letter number, a
-        # prepaid-electricity token of twenty, a card number.
+        # Trial 34: sixteen digits that are no NIK: a letter number, a card
+        # number.
         ("Surat nomor 470/123/438.6.12/2026", "Surat nomor 470/123/438.6.12/2026"),
-        ("token 1234 5678 9012 3456 7890", "token 1234 5678 9012 3456 7890"),
         ("kartu 4111 1111 1111 1111", "kartu 4111 1111 1111 1111"),
         # A woman's NIK has 40 added to the day of birth.
         ("NIK 3515086305870004", "NIK 351508******0004"),
+        # Trial 35: a NIK beside another number was neither masked nor read.
+        ("Lapor RT 3 3515082305870004", "Lapor RT 3 351508******0004"),
     ],
 )
 def test_a_nik_in_the_groups_people_type_is_masked_and_counts(
@@ -94,6 +95,23 @@ def test_a_nik_in_the_groups_people_type_is_masked_and_counts(
     # Trial 28: grouped NIKs were neither masked nor taken as identity.
     assert mask(written) == masked
     assert carries_identity(written, []) is (masked != written)
+
+
+def test_a_family_card_number_is_masked_but_is_no_identity() -> None:
+    # Trial 35: the number of the KK, which has a NIK's shape, stood for a KTP.
+    given = ["No KK saya 3515081204150003", "Kartu Keluarga: 3515081204150003"]
+
+    assert [(mask(text), carries_identity(text, [])) for text in given] == [
+        ("No KK saya 351508******0003", False),
+        ("Kartu Keluarga: 351508******0003", False),
+    ]
+    assert carries_identity("Nomor KK dan NIK saya: 3515082305870004", []) is True
+    # A prepaid-electricity token of twenty digits: masked in part, harmless.
+    token = "token 1234 5678 9012 3456 7890"
+    assert (mask(token), carries_identity(token, [])) == (
+        "token 123456******3456 7890",
+        False,
+    )
 
 
 def test_a_nik_mistyped_in_its_date_is_masked_but_is_no_identity() -> None:
