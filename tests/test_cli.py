@@ -414,9 +414,7 @@ def test_after_a_restore_the_counter_moves_past_the_references_sent(
     moved = mailbot(
         config, "references", "--year", "2026", "--last", "40", "--yes"
     ).stdout
-    back = mailbot(
-        config, "references", "--year", "2026", "--last", "3", "--yes", check=False
-    )
+    back = mailbot(config, "references", "--year", "2026", "--last", "3", check=False)
     too_far = mailbot(
         config, "references", "--last", "999999", "--yes", check=False
     ).returncode

@@ -166,6 +166,9 @@ def references_(
     with app.sessions.begin() as session:
         seq = last_allocated(session, year)
         if last is not None and last != seq:
+            if last < seq:
+                # Refused before asking: there is nothing to confirm.
+                set_last_allocated(session, year, last)
             # The counter never goes back: a typo here cannot be undone.
             if not yes:
                 click.confirm(
