@@ -347,10 +347,12 @@ _NOT_NAMES = frozenset(
 # "Warga Porong", "Pelapor", "Masyarakat Desa Glagaharum".
 _NOT_NAME_STARTS = frozenset(
     {"warga", "pelapor", "pengadu", "masyarakat", "anonim", "admin", "rt", "rw"}
+    | {"info", "operator", "kecamatan", "tidak", "saya", "no", "noreply"}
 )
 MAX_NAME_WORDS = 8
 _HONORIFICS = re.compile(
-    r"^(?:(?:yth|bapak|bpk|pak|ibu|bu|sdr|sdri|saudara|saudari)\.?(?:\s+|$))+",
+    r"^(?:(?:yth|bapak|bpk|pak|ibu|bu|sdr|sdri|saudara|saudari|mas|mbak|cak|ning"
+    r"|kak|om|tante|ny|tn|nn)(?:[.,]\s*|\s+|$))+",
     re.IGNORECASE,
 )
 
@@ -370,7 +372,10 @@ def greeting_name(name: str) -> str:
     directory's "SANTOSO, BUDI" into "Budi Santoso", and capitalises a name
     written all in capitals or all in lower case.
     """
-    name = " ".join(name.split())
+    # Emoji and other symbols are no part of a name ("Siti 😊").
+    name = " ".join(
+        "".join(c for c in name if unicodedata.category(c) not in _SYMBOLS).split()
+    )
     bare = _HONORIFICS.sub("", name).strip()
     if not (_looks_like_a_name(name) and _looks_like_a_name(bare)):
         # Anyone can write a display name: a long one, or one with a link or
@@ -407,6 +412,7 @@ def _looks_like_a_name(name: str) -> bool:
 
 
 _JOINERS = frozenset("\u200c\u200d")
+_SYMBOLS = frozenset({"So", "Sk", "Cs"})
 
 
 def citizen_subject(subject: str) -> str:

@@ -755,6 +755,18 @@ def test_a_long_complaint_is_cut_in_the_staff_notice_only() -> None:
             "\u0645\u062d\u0645\u062f\u200c\u0631\u0636\u0627",
         ),
         ("Jose\u0301 Garci\u0301a", "Jose\u0301 Garci\u0301a"),
+        # Trial 35: Javanese and other honorifics, no space after "Yth.",
+        # senders that are no person, an emoji.
+        ("Mas Joko", "Joko"),
+        ("Mbak Sri", "Sri"),
+        ("Ny. Wati", "Wati"),
+        ("Yth.Bapak Budi", "Budi"),
+        ("Pak, Bu", ""),
+        ("Saya Sendiri", ""),
+        ("Tidak Mau Disebut", ""),
+        ("No Reply", ""),
+        ("Kecamatan Porong", ""),
+        ("Siti \U0001f60a", "Siti"),
     ],
 )
 def test_letters_greet_without_a_second_honorific(name: str, greeted: str) -> None:
