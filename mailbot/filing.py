@@ -49,9 +49,10 @@ log = logging.getLogger(__name__)
 
 # How many lines of a forwarded message hold its From, Date, Subject and To.
 _FORWARD_HEAD_LINES = 8
-# Notices about staff mail that names no ticket, per address and day: a
-# responder that answers without citing ours cannot make a loop of them.
-UNFILED_NOTICES_PER_DAY = 3
+# Notices about staff mail that names no ticket or whose sender is not proved,
+# per address, kind and day: a responder that answers without citing ours, or
+# a flood of forgeries, cannot make more of them.
+NOTICES_PER_DAY = 3
 
 
 class Filing:
@@ -100,7 +101,7 @@ class Filing:
         if staff:
             check = self._check_staff(mail, thread, origin)
             if not check.authentic:
-                return self._forged(session, inbound, thread, check)
+                return self._forged(session, inbound, thread, received, check)
         if staff and thread is not None:
             return self._staff_mail(session, inbound, thread, received)
         if staff:
@@ -224,13 +225,14 @@ class Filing:
         The Camat answering the digest, or a command sent as a new mail without
         the reference, is set aside with its reason; the sender is told how to
         reach a ticket, once: an answer to that letter gets no second one, and
-        no address gets more than UNFILED_NOTICES_PER_DAY of them a day.
+        no address gets more than NOTICES_PER_DAY of them a day.
         """
         reason = "staff mail that names no ticket"
         inbound.status, inbound.reason = InboundStatus.QUARANTINED, reason
+        address = received.mail.sender_address
         if not self._answers_our_notice(session, received.mail) and (
-            self._unfiled_notices_today(session, received.mail.sender_address)
-            < UNFILED_NOTICES_PER_DAY
+            self._notices_today(session, "unfiled_staff_mail", address)
+            < NOTICES_PER_DAY
         ):
             self._tell_unfiled(session, received)
         session.flush()  # the log line names the record's id
@@ -247,12 +249,11 @@ class Filing:
         )
         return found is not None
 
-    def _unfiled_notices_today(self, session: Session, address: str) -> int:
+    def _notices_today(self, session: Session, kind: str, address: str) -> int:
         since = self.clock.now() - timedelta(hours=24)
         told = session.scalars(
             select(OutboxItem.recipients).where(
-                OutboxItem.kind == "unfiled_staff_mail",
-                OutboxItem.created_at >= since,
+                OutboxItem.kind == kind, OutboxItem.created_at >= since
             )
         )
         return sum(address in recipients for recipients in told)
@@ -466,13 +467,36 @@ class Filing:
         session: Session,
         inbound: InboundMail,
         thread: Thread | None,
+        received: Received,
         check: SenderCheck,
     ) -> Disposition:
         ticket = thread.ticket if thread is not None else None
         session.flush()  # the warning about a forgery names the record's id
         record_forgery(session, inbound, ticket, check, self.clock.now())
+        self._tell_unverified(session, received.mail)
         reference = ticket.reference if ticket is not None else None
         return _outcome(Outcome.FORGED, inbound, reference, check.reason)
+
+    def _tell_unverified(self, session: Session, mail: ParsedMail) -> None:
+        # The letter goes to the address the mail claims, never to a forger:
+        # a colleague whose own mail was refused learns why, one whose
+        # address was used learns that; a few a day, as a flood is cheap.
+        address = mail.sender_address
+        kind = "unverified_staff_mail"
+        if self._notices_today(session, kind, address) >= NOTICES_PER_DAY:
+            return
+        fields = {
+            "office": {"name": self.settings.office.name},
+            "subject": mail.subject or "(tanpa subjek)",
+        }
+        letter = Letter(
+            kind=kind,
+            to=(address,),
+            subject="Pesan sistem: pengirim email tidak dapat dipastikan",
+            body=self.letters.renderer.render(f"staff/{kind}", fields),
+            auto_submitted="auto-replied",
+        )
+        queue_notice(session, letter, sender=self.letters.sender, now=self.clock.now())
 
     def _successor(
         self,

@@ -358,11 +358,16 @@ def test_a_forged_staff_sender_changes_nothing(
     view = office.show(_reference(1))
 
     assert polled == ["dinas: 3 fetched (2 forged, 1 staff)"]
+    # The address each forgery claims is told its commands did not run.
     assert [m.rcpt_tos for m in office.sink.messages] == [
         (BUDI,),
         ("ekbang.porong@example.go.id",),
         (EKBANG_STAFF,),
+        (EKBANG_STAFF,),
+        (EKBANG_STAFF,),
     ]
+    told = office.sink.messages[3].raw
+    assert b"Subject: Pesan sistem: pengirim email tidak dapat dipastikan" in told
     assert [(e["action"], e["detail"]) for e in view["history"][1:]] == [
         ("forged_sender", "no aligned DKIM, SPF or DMARC pass; evidence: none"),
         (

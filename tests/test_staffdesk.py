@@ -21,7 +21,7 @@ from mailbot.app import App
 from mailbot.commands import COMMANDS
 from mailbot.config import parse_settings
 from mailbot.digest import compute_digest
-from mailbot.filing import UNFILED_NOTICES_PER_DAY
+from mailbot.filing import NOTICES_PER_DAY
 from mailbot.inbound import Origin, Outcome
 from mailbot.models import Event, OutboxItem, Ticket
 from mailbot.service import sla_watch
@@ -1014,11 +1014,23 @@ def test_a_forged_staff_reply_is_counted_for_the_digest(
         assert forged_attempts(session, since + timedelta(hours=1)) == 0
     assert outcome == Outcome.FORGED
     assert desk.ticket().status == "received"
-    assert [kind for kind, _ in desk.letters()] == [
-        "acknowledgement",
-        "unit_notification",
-        "unit_notification",
-    ]
+    assert desk.letters()[AFTER_INTAKE:] == [("unverified_staff_mail", (EKBANG,))]
+    assert desk.last_text("unverified_staff_mail").startswith(
+        "PESAN SISTEM: PENGIRIM EMAIL TIDAK DAPAT DIPASTIKAN Email dengan subjek "
+        '"Re: [PRG-2026-000001-5] Pengaduan baru" yang dikirim atas nama alamat '
+        "Bapak/Ibu tidak dapat dipastikan berasal dari Bapak/Ibu"
+    )
+
+
+def test_a_flood_of_forgeries_tells_the_claimed_address_three_times_a_day(
+    make_desk: Callable[[str], Desk],
+) -> None:
+    desk = make_desk('[security]\ntrusted_authserv_id = "mx.porong.example.go.id"\n')
+
+    outcomes = {desk.reply(EKBANG, f"#tanggapan palsu {n}") for n in range(5)}
+
+    assert outcomes == {Outcome.FORGED}
+    assert len(desk.message_ids("unverified_staff_mail")) == NOTICES_PER_DAY == 3
 
 
 def test_an_account_names_the_server_whose_verdict_counts_for_its_mail(
@@ -1149,7 +1161,7 @@ def test_staff_mail_naming_no_ticket_gets_at_most_three_notices_a_day(
     desk.clock.moment += timedelta(hours=24)
     desk.app.intake.receive(mail(5), ORIGIN)
 
-    assert same_day == UNFILED_NOTICES_PER_DAY == 3
+    assert same_day == NOTICES_PER_DAY == 3
     assert len(desk.message_ids("unfiled_staff_mail")) == 4
 
 
