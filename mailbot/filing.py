@@ -229,12 +229,16 @@ class Filing:
         """
         reason = "staff mail that names no ticket"
         inbound.status, inbound.reason = InboundStatus.QUARANTINED, reason
-        address = received.mail.sender_address
-        if not self._answers_our_notice(session, received.mail) and (
-            self._notices_today(session, "unfiled_staff_mail", address)
-            < NOTICES_PER_DAY
-        ):
-            self._tell_unfiled(session, received)
+        if not self._answers_our_notice(session, received.mail):
+            office = self.settings.office
+            example = Reference(office.reference_prefix, self.clock.now().year, 123)
+            self._tell_staff(
+                session,
+                received,
+                "unfiled_staff_mail",
+                "Pesan sistem: email tidak terkait pengaduan",
+                example=str(example),
+            )
         session.flush()  # the log line names the record's id
         on_commit(session, log.info, "inbound %d: %s; set aside", inbound.id, reason)
         return _outcome(Outcome.QUARANTINED, inbound, None, reason)
@@ -258,20 +262,29 @@ class Filing:
         )
         return sum(address in recipients for recipients in told)
 
-    def _tell_unfiled(self, session: Session, received: Received) -> None:
-        office = self.settings.office
-        fields = {
-            "office": {"name": office.name},
+    def _tell_staff(
+        self,
+        session: Session,
+        received: Received,
+        kind: str,
+        subject: str,
+        **fields: str,
+    ) -> None:
+        """A system letter to a staff member about their mail, in its thread;
+        at most NOTICES_PER_DAY of a kind to one address."""
+        address = received.mail.sender_address
+        if self._notices_today(session, kind, address) >= NOTICES_PER_DAY:
+            return
+        context = {
+            "office": {"name": self.settings.office.name},
             "subject": received.mail.subject or "(tanpa subjek)",
-            "example": str(
-                Reference(office.reference_prefix, self.clock.now().year, 123)
-            ),
+            **fields,
         }
         letter = Letter(
-            kind="unfiled_staff_mail",
-            to=(received.mail.sender_address,),
-            subject="Pesan sistem: email tidak terkait pengaduan",
-            body=self.letters.renderer.render("staff/unfiled_staff_mail", fields),
+            kind=kind,
+            to=(address,),
+            subject=subject,
+            body=self.letters.renderer.render(f"staff/{kind}", context),
             in_reply_to=received.message_id,
             references=(*received.mail.references, received.message_id),
             auto_submitted="auto-replied",
@@ -473,30 +486,17 @@ class Filing:
         ticket = thread.ticket if thread is not None else None
         session.flush()  # the warning about a forgery names the record's id
         record_forgery(session, inbound, ticket, check, self.clock.now())
-        self._tell_unverified(session, received.mail)
+        # The letter goes to the address the mail claims, never to a forger:
+        # a colleague whose own mail was refused learns why, one whose address
+        # was used learns that.
+        self._tell_staff(
+            session,
+            received,
+            "unverified_staff_mail",
+            "Pesan sistem: pengirim email tidak dapat dipastikan",
+        )
         reference = ticket.reference if ticket is not None else None
         return _outcome(Outcome.FORGED, inbound, reference, check.reason)
-
-    def _tell_unverified(self, session: Session, mail: ParsedMail) -> None:
-        # The letter goes to the address the mail claims, never to a forger:
-        # a colleague whose own mail was refused learns why, one whose
-        # address was used learns that; a few a day, as a flood is cheap.
-        address = mail.sender_address
-        kind = "unverified_staff_mail"
-        if self._notices_today(session, kind, address) >= NOTICES_PER_DAY:
-            return
-        fields = {
-            "office": {"name": self.settings.office.name},
-            "subject": mail.subject or "(tanpa subjek)",
-        }
-        letter = Letter(
-            kind=kind,
-            to=(address,),
-            subject="Pesan sistem: pengirim email tidak dapat dipastikan",
-            body=self.letters.renderer.render(f"staff/{kind}", fields),
-            auto_submitted="auto-replied",
-        )
-        queue_notice(session, letter, sender=self.letters.sender, now=self.clock.now())
 
     def _successor(
         self,

@@ -27,7 +27,7 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
 # tags) turn text around on screen ("Trojan Source") or hide inside it, as do
 # the blank fillers below: a subject could show staff a reference it does not
 # hold. The joiners stay: scripts and emoji need them.
-_JOINERS = frozenset("\u200c\u200d")
+JOINERS = frozenset("\u200c\u200d")
 _BLANK_LETTERS = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
@@ -77,7 +77,7 @@ def one_line(text: str, where: str, notes: list[str]) -> str:
 def _invisible(char: str) -> bool:
     if char in _BLANK_LETTERS:
         return True
-    return unicodedata.category(char) == "Cf" and char not in _JOINERS
+    return unicodedata.category(char) == "Cf" and char not in JOINERS
 
 
 def _decode_words(text: str, where: str, notes: list[str]) -> str:

@@ -27,7 +27,7 @@ from mailbot.commitlog import on_commit
 from mailbot.db import SessionFactory
 from mailbot.errors import MessageError
 from mailbot.letters import Received
-from mailbot.models import Direction, InboundMail, InboundStatus, Ticket
+from mailbot.models import SET_ASIDE, Direction, InboundMail, InboundStatus, Ticket
 from mailbot.pending import note_inbound, pending_rows
 from mailbot.tickets import MessageRecord, add_message
 
@@ -270,10 +270,6 @@ def quarantine_within(
     return Disposition(Outcome.QUARANTINED, inbound, None, reason)
 
 
-# What `quarantine list` shows and `quarantine retry` runs again.
-_SET_ASIDE = (InboundStatus.QUARANTINED, InboundStatus.FORGED)
-
-
 def take_quarantined(
     sessions: SessionFactory, inbound_id: int, data_dir: Path
 ) -> tuple[bytes, Origin]:
@@ -286,7 +282,7 @@ def take_quarantined(
     """
     with sessions.begin() as session:
         inbound = session.get(InboundMail, inbound_id)
-        if inbound is None or inbound.status not in _SET_ASIDE:
+        if inbound is None or inbound.status not in SET_ASIDE:
             raise MessageError(f"no quarantined or forged message {inbound_id}")
         origin = Origin(inbound.source.split(":", 1)[0], "", inbound.source)
         # Read first: a record whose raw file is missing must stay listed.

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from mailbot.attachments import StoredAttachment
 from mailbot.compose import Letter
 from mailbot.config import Settings
+from mailbot.headertext import JOINERS
 from mailbot.identity import PHONE_NUMBER, is_phone
 from mailbot.models import OutboxItem, Ticket
 from mailbot.outbox import Sender, queue
@@ -340,7 +341,7 @@ _LINK = re.compile(
 MAX_NAME_CHARS = 60
 # Display names that stand in for no name: "Yth. Bapak/Ibu Anonim" reads wrong.
 _NOT_NAMES = frozenset(
-    {"anonim", "anon", "anonymous", "admin", "user", "saya", "rahasia", "-"}
+    {"anon", "anonymous", "user", "rahasia", "-"}
     | {"hamba allah", "hamba alloh", "no name", "noname", "tanpa nama"}
 )
 # A display name that starts with one of these says who writes, not their name:
@@ -398,7 +399,7 @@ def _looks_like_a_name(name: str) -> bool:
     letters = "".join(
         char
         for char in unicodedata.normalize("NFC", name)
-        if not unicodedata.category(char).startswith("M") and char not in _JOINERS
+        if not unicodedata.category(char).startswith("M") and char not in JOINERS
     )
     return (
         bool(words)
@@ -411,7 +412,6 @@ def _looks_like_a_name(name: str) -> bool:
     )
 
 
-_JOINERS = frozenset("\u200c\u200d")
 _SYMBOLS = frozenset({"So", "Sk", "Cs"})
 
 

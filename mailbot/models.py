@@ -96,6 +96,11 @@ class InboundStatus(enum.StrEnum):
     FORGED = "forged"
 
 
+# Received mail set aside with its reason: `quarantine list` shows it and
+# `quarantine retry` runs it again.
+SET_ASIDE = (InboundStatus.QUARANTINED, InboundStatus.FORGED)
+
+
 class OutboxStatus(enum.StrEnum):
     QUEUED = "queued"
     SENT = "sent"

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.identity import mask
 from mailbot.models import (
+    SET_ASIDE,
     InboundMail,
     InboundStatus,
     Message,
@@ -138,10 +139,9 @@ def list_outbox(session: Session, status: OutboxStatus | None) -> list[dict[str,
 def list_quarantine(session: Session) -> list[dict[str, Any]]:
     """Messages set aside (quarantined, or staff mail taken as forged), with
     when, from where, why and where the bytes are."""
-    set_aside = (InboundStatus.QUARANTINED, InboundStatus.FORGED)
     rows = session.scalars(
         select(InboundMail)
-        .where(InboundMail.status.in_(set_aside))
+        .where(InboundMail.status.in_(SET_ASIDE))
         .order_by(InboundMail.id)
     )
     return [
