@@ -1,4 +1,4 @@
-"""Ticket references: ``PRG-2026-000123-4``, gap-free per year, with a check digit.
+"""Ticket references: ``PRG-2026-000123-8``, gap-free per year, with a check digit.
 
 The check digit is Damm's: it catches every single mistyped digit and every swap
 of two neighbouring digits, the two mistakes people make when they copy a number
@@ -68,7 +68,7 @@ def parse_reference(text: str, prefix: str) -> Reference:
     match = _PATTERN.fullmatch(text.strip())
     if match is None:
         raise InvalidReferenceError(
-            f"{text.strip()!r} is not a reference like PRG-2026-000123-4"
+            f"{text.strip()!r} is not a reference like PRG-2026-000123-8"
         )
 
     found = _from_match(match)

@@ -505,7 +505,7 @@ class _Turn:
             log.warning,
             # The problems are written in Indonesian for the sender; the log
             # says how many, and the ticket's history holds them.
-            "ticket %s: staff command refused (%d problems); sender told why",
+            "ticket %s: staff command refused (problems: %d); sender told why",
             self.ticket.reference,
             len(problems),
         )

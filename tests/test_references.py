@@ -47,9 +47,11 @@ def test_parse_reference_accepts_a_valid_reference() -> None:
     [
         ("PRG-2026-000123-7", "'PRG-2026-000123-7': the check digit does not match"),
         ("PRG-2026-000132-8", "'PRG-2026-000132-8': the check digit does not match"),
+        # Trial 36: the example had a wrong check digit; it is the reference
+        # the test above accepts.
         (
             "PRG-2026-123-8",
-            "'PRG-2026-123-8' is not a reference like PRG-2026-000123-4",
+            "'PRG-2026-123-8' is not a reference like PRG-2026-000123-8",
         ),
         ("SDA-2026-000123-8", "'SDA-2026-000123-8': references here start with PRG"),
     ],
