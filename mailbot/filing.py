@@ -30,8 +30,15 @@ from mailbot.deskletters import DeskLetters
 from mailbot.errors import MessageError
 from mailbot.identity import carries_identity
 from mailbot.inbound import Disposition, Origin, Outcome, keep
-from mailbot.letters import Correspondence, Received, Related
-from mailbot.models import InboundMail, InboundStatus, OutboxItem, Ticket, TicketStatus
+from mailbot.letters import Correspondence, Received, Related, citizen_subject
+from mailbot.models import (
+    SET_ASIDE,
+    InboundMail,
+    InboundStatus,
+    OutboxItem,
+    Ticket,
+    TicketStatus,
+)
 from mailbot.notices import queue_notice
 from mailbot.parsing import ParsedMail
 from mailbot.references import Reference, find_references
@@ -234,6 +241,7 @@ class Filing:
             example = Reference(office.reference_prefix, self.clock.now().year, 123)
             self._tell_staff(
                 session,
+                inbound,
                 received,
                 "unfiled_staff_mail",
                 "Pesan sistem: email tidak terkait pengaduan",
@@ -253,6 +261,18 @@ class Filing:
         )
         return found is not None
 
+    def _set_aside_before(self, session: Session, inbound: InboundMail) -> bool:
+        # `quarantine retry` keeps the old record until the new run has made
+        # its own: the same bytes set aside before were told of already.
+        earlier = session.scalar(
+            select(InboundMail.id)
+            .where(InboundMail.sha256 == inbound.sha256)
+            .where(InboundMail.id != inbound.id)
+            .where(InboundMail.status.in_(SET_ASIDE))
+            .limit(1)
+        )
+        return earlier is not None
+
     def _notices_today(self, session: Session, kind: str, address: str) -> int:
         since = self.clock.now() - timedelta(hours=24)
         told = session.scalars(
@@ -265,19 +285,27 @@ class Filing:
     def _tell_staff(
         self,
         session: Session,
+        inbound: InboundMail,
         received: Received,
         kind: str,
         subject: str,
         **fields: str,
     ) -> None:
-        """A system letter to a staff member about their mail, in its thread;
-        at most NOTICES_PER_DAY of a kind to one address."""
+        """A system letter to a staff member about their mail, in its thread:
+        one per message, retries included, and at most NOTICES_PER_DAY of a
+        kind to one address.
+
+        The subject is repeated as letters to citizens repeat theirs: whoever
+        wrote the mail may not be the staff member whose address it bears.
+        """
         address = received.mail.sender_address
         if self._notices_today(session, kind, address) >= NOTICES_PER_DAY:
             return
+        if self._set_aside_before(session, inbound):
+            return
         context = {
             "office": {"name": self.settings.office.name},
-            "subject": received.mail.subject or "(tanpa subjek)",
+            "subject": citizen_subject(received.mail.subject) or "(tanpa subjek)",
             **fields,
         }
         letter = Letter(
@@ -491,6 +519,7 @@ class Filing:
         # was used learns that.
         self._tell_staff(
             session,
+            inbound,
             received,
             "unverified_staff_mail",
             "Pesan sistem: pengirim email tidak dapat dipastikan",

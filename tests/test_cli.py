@@ -476,3 +476,37 @@ def test_outbox_list_tells_when_to_whom_and_the_servers_whole_answer(
         f"  {first['recipients'][0]}  {first['last_reply']}",
     ]
     assert first["recipients"] == ["budi.santoso@example.com"]
+
+
+def test_a_forged_mail_is_told_once_to_the_address_it_claims_without_its_links(
+    tmp_path: Path,
+) -> None:
+    # Trial 36: the letter repeated the forger's link and number from the
+    # office's address, and each retry that failed again sent another.
+    config = write_config(
+        tmp_path / "mailbot.toml",
+        data_dir=tmp_path / "storage",
+        extra='[security]\ntrusted_authserv_id = "mx.porong.example.go.id"\n',
+    )
+    forged = tmp_path / "forged.eml"
+    forged.write_bytes(
+        b"From: Staf Ekbang <ekbang.staf@porong.example.go.id>\n"
+        b"To: porong@sidoarjokab.go.id\n"
+        b"Subject: Akun diblokir, buka http://porong-login.example/x atau "
+        b"WA 0812-3456-7890\n"
+        b"Message-ID: <palsu-1@evil.example>\n\n#status\n"
+    )
+    mailbot(config, "import", str(forged))
+
+    retried = mailbot(config, "quarantine", "retry", "1").stdout.strip()
+    mailbot(config, "send")
+
+    letters = json.loads(mailbot(config, "outbox", "list", "--json").stdout)
+    assert retried == "forged: no Authentication-Results of ours (now set aside as 2)"
+    assert [(row["kind"], row["recipients"]) for row in letters] == [
+        ("unverified_staff_mail", ["ekbang.staf@porong.example.go.id"])
+    ]
+    (sent,) = (tmp_path / "storage" / "outbox").glob("*.eml")
+    text = sent.read_text("utf-8")
+    assert "Akun diblokir, buka [tautan] atau WA [nomor telepon]" in text
+    assert "porong-login" not in text
